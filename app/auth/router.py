@@ -1,0 +1,116 @@
+"""Token routes and ``/me``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from app.auth import service
+from app.auth.dependencies import Admin, Reader, SessionDep
+from app.auth.schemas import CompanyRef, MeRead, TokenCreate, TokenCreated, TokenRead
+from app.core.errors import problem_responses
+from app.core.http import cached_json_response, json_response, location
+from app.core.pagination import Page, PageRequest, page_params
+from app.models import ApiToken, User
+from app.models.enums import Scope
+from app.users.schemas import UserRef, UserRead
+
+router = APIRouter(prefix="/api/v1", tags=["auth"])
+
+
+def _read(token: ApiToken, user: User) -> dict[str, object]:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "scope": token.scope,
+        "user": UserRef.model_validate(user),
+        "prefix": token.token_prefix,
+        "created_at": token.created_at,
+    }
+
+
+@router.get(
+    "/me", response_model=MeRead, operation_id="get_me", responses=problem_responses(401, 403)
+)
+def get_me(principal: Reader) -> Response:
+    return json_response(
+        MeRead(
+            user=UserRead.model_validate(principal.user),
+            company=CompanyRef.model_validate(principal.company),
+            scope=principal.scope,
+            scopes=[s for s in Scope if principal.scope.allows(s)],
+            token_id=principal.token_id,
+        )
+    )
+
+
+@router.get(
+    "/tokens",
+    response_model=Page[TokenRead],
+    operation_id="list_tokens",
+    tags=["tokens"],
+    responses=problem_responses(401, 403, 422),
+)
+def list_tokens(
+    principal: Admin, session: SessionDep, page: Annotated[PageRequest, Depends(page_params)]
+) -> Response:
+    result = service.list_(session=session, company_id=principal.company_id, page=page)
+    return json_response(
+        Page[TokenRead](
+            items=[TokenRead(**_read(t, u)) for t, u in result.rows],  # type: ignore[arg-type]
+            next_cursor=result.next_cursor,
+            total=result.total,
+        )
+    )
+
+
+@router.post(
+    "/tokens",
+    status_code=201,
+    response_model=TokenCreated,
+    operation_id="create_token",
+    tags=["tokens"],
+    responses=problem_responses(401, 403, 413, 422),
+)
+def create_token(principal: Admin, session: SessionDep, body: TokenCreate) -> Response:
+    issued = service.create(
+        session=session,
+        company_id=principal.company_id,
+        user_id=body.user_id or principal.user.id,
+        name=body.name,
+        scope=body.scope,
+    )
+    return json_response(
+        TokenCreated(**_read(issued.token, issued.user), token=issued.secret),  # type: ignore[arg-type]
+        status_code=201,
+        headers={**location(f"{router.prefix}/tokens/{issued.token.id}"), "Cache-Control": "no-store"},
+    )
+
+
+@router.get(
+    "/tokens/{token_id}",
+    response_model=TokenRead,
+    operation_id="get_token",
+    tags=["tokens"],
+    responses=problem_responses(304, 401, 403, 404, 422),
+)
+def get_token(
+    request: Request, principal: Admin, session: SessionDep, token_id: uuid.UUID
+) -> Response:
+    token, user = service.get(session=session, company_id=principal.company_id, token_id=token_id)
+    return cached_json_response(request, TokenRead(**_read(token, user)))  # type: ignore[arg-type]
+
+
+@router.delete(
+    "/tokens/{token_id}",
+    status_code=204,
+    response_class=Response,
+    operation_id="delete_token",
+    tags=["tokens"],
+    responses=problem_responses(401, 403, 404, 422),
+)
+def delete_token(principal: Admin, session: SessionDep, token_id: uuid.UUID) -> Response:
+    service.revoke(session=session, company_id=principal.company_id, token_id=token_id)
+    return Response(status_code=204)

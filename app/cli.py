@@ -1,0 +1,205 @@
+"""The ``crm`` command: serve, migrate, openapi, company/user/token administration, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+import typer
+import yaml
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from app.core.config import get_settings
+from app.core.errors import AppError
+
+cli = typer.Typer(
+    name="crm",
+    help="crm-overview: the CRM overview API and its administration.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+company_cli = typer.Typer(help="Companies (tenants).", no_args_is_help=True)
+user_cli = typer.Typer(help="Users of a company.", no_args_is_help=True)
+token_cli = typer.Typer(help="API tokens.", no_args_is_help=True)
+cli.add_typer(company_cli, name="company")
+cli.add_typer(user_cli, name="user")
+cli.add_typer(token_cli, name="token")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str) -> None:
+    typer.echo(f"crm: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def friendly(func: F) -> F:
+    """Bad input ends the command with a one-line reason and a non-zero exit, no traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AppError as exc:
+            where = ", ".join(".".join(map(str, e.loc)) for e in exc.errors)
+            fail(exc.detail + (f" ({where})" if where else ""))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            fail(f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
+        except SQLAlchemyError as exc:
+            fail(f"database error: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    from app.db.session import Database, build_engine
+
+    db = Database(build_engine(get_settings()))
+    try:
+        with db.session() as session:
+            yield session
+    finally:
+        db.dispose()
+
+
+@cli.command()
+@friendly
+def migrate() -> None:
+    """Bring the database schema to the newest migration."""
+    from app.db.migrations import upgrade
+
+    upgrade()
+    typer.echo("database migrated to head", err=True)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [CRM_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [CRM_PORT]")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes [CRM_WORKERS]")] = None,
+) -> None:
+    """Serve the API with uvicorn."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
+@cli.command()
+def openapi(
+    fmt: Annotated[str, typer.Option("--format", help="yaml or json")] = "yaml",
+) -> None:
+    """Print the OpenAPI contract."""
+    if fmt not in ("yaml", "json"):
+        fail("--format takes yaml or json")
+    sys.stdout.write(render_openapi(fmt))
+
+
+def render_openapi(fmt: str = "yaml") -> str:
+    from app.core.config import Settings
+    from app.main import create_app
+
+    app = create_app(Settings(database_url="sqlite://"))
+    schema = app.openapi()
+    if fmt == "json":
+        return json.dumps(schema, indent=2, sort_keys=False) + "\n"
+    return yaml.safe_dump(schema, sort_keys=False, allow_unicode=True, width=100)
+
+
+@company_cli.command("create")
+@friendly
+def company_create(
+    slug: Annotated[str, typer.Option(help="Short unique name, e.g. nordic-foods")],
+    name: Annotated[str, typer.Option(help="Display name")],
+    base_currency: Annotated[str, typer.Option(help="ISO 4217 code")] = "DKK",
+) -> None:
+    """Create a company."""
+    from app.companies import service
+
+    with session_scope() as session:
+        company = service.create(session=session, slug=slug, name=name, base_currency=base_currency)
+        typer.echo(f"company {company.slug} created ({company.id})")
+
+
+@user_cli.command("create")
+@friendly
+def user_create(
+    company: Annotated[str, typer.Option(help="Company slug")],
+    email: Annotated[str, typer.Option()],
+    name: Annotated[str, typer.Option()],
+) -> None:
+    """Create a user of a company."""
+    from app.companies.service import require_by_slug
+    from app.users import service
+    from app.users.schemas import UserCreate
+
+    data = UserCreate(name=name, email=email)
+    with session_scope() as session:
+        found = require_by_slug(session, company)
+        user = service.create(session=session, company_id=found.id, data=data)
+        typer.echo(f"user {user.email} created ({user.id})")
+
+
+@token_cli.command("create")
+@friendly
+def token_create(
+    company: Annotated[str, typer.Option(help="Company slug")],
+    email: Annotated[str, typer.Option(help="The user the token acts as")],
+    scope: Annotated[str, typer.Option(help="read, write or admin")],
+    name: Annotated[str, typer.Option(help="What the token is for")] = "cli",
+) -> None:
+    """Create an API token; prints the secret, alone, on standard output."""
+    from app.auth import service
+    from app.companies.service import require_by_slug
+    from app.models.enums import Scope
+    from app.users.repository import UserRepository
+
+    if scope not in Scope.__members__:
+        fail("--scope takes read, write or admin")
+    with session_scope() as session:
+        found = require_by_slug(session, company)
+        user = UserRepository(session, found.id).get_by_email(email)
+        if user is None:
+            fail(f"no user with the email {email!r} in {company!r}")
+            return
+        issued = service.create(
+            session=session, company_id=found.id, user_id=user.id, name=name, scope=Scope(scope)
+        )
+        typer.echo(issued.secret)
+
+
+@cli.command()
+@friendly
+def demo() -> None:
+    """Make sure the demo company with sample data exists; print a new admin token."""
+    from app.db.migrations import upgrade
+    from app.demo import ensure_demo
+
+    upgrade()
+    with session_scope() as session:
+        secret = ensure_demo(session)
+    typer.echo(secret)
+
+
+def main() -> None:
+    cli()
+
+

@@ -1,0 +1,126 @@
+"""One pure-ASGI middleware for every request: request id, body limit, access log, metrics
+and security headers."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from prometheus_client import Counter, Histogram
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import PayloadTooLarge, problem_response
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+REQUESTS = Counter(
+    "crm_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+LATENCY = Histogram(
+    "crm_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+DOC_PATHS = ("/docs", "/redoc", "/static-offline-docs")
+
+log = structlog.get_logger("crm.http")
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+        limit = self.max_body_bytes
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise too_large(limit)
+            return message
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                for key, value in SECURITY_HEADERS:
+                    headers.append(key.decode(), value.decode())
+                path: str = scope.get("path", "")
+                if not path.startswith(DOC_PATHS):
+                    headers.append(API_CSP[0].decode(), API_CSP[1].decode())
+                if path.startswith("/api/") and "cache-control" not in headers:
+                    headers["Cache-Control"] = "private, no-cache"
+            await send(message)
+
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            # Refuse before reading a byte of it.
+            try:
+                await problem_response(too_large(limit), instance=scope.get("path"))(
+                    scope, receive, send_wrapper
+                )
+            finally:
+                self._finish(scope, status, started)
+            return
+        try:
+            await self.app(scope, limited_receive, send_wrapper)
+        finally:
+            self._finish(scope, status, started)
+
+    @staticmethod
+    def _finish(scope: Scope, status: int, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        route = _route_template(scope)
+        method = scope.get("method", "")
+        REQUESTS.labels(method, route, str(status)).inc()
+        LATENCY.labels(method, route).observe(elapsed)
+        principal = scope.get("state", {}).get("principal")
+        log.info(
+            "request",
+            method=method,
+            path=scope.get("path"),
+            route=route,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+            company_id=str(principal.company_id) if principal else None,
+        )
+        structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _route_template(scope: dict[str, Any]) -> str:
+    route = scope.get("route")
+    return getattr(route, "path", None) or "unmatched"

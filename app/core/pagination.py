@@ -1,0 +1,240 @@
+"""One keyset pagination and sorting mechanism for every list.
+
+A list declares its sortable fields; a request names one (``sort=name`` or ``sort=-name``).
+Rows are ordered by that field with nulls last in either direction, ties broken by a unique
+key (the number, where the resource has one) in the same direction. The opaque cursor carries
+the sort and the last row's key, so the next page starts right after it: stable while rows
+are added or removed, and as cheap on page 1000 as on page 1.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from app.core.errors import FieldError, ValidationFailed
+
+T = TypeVar("T")
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+
+_DECODERS: dict[type, Callable[[Any], Any]] = {
+    int: lambda v: int(v) if isinstance(v, int) and not isinstance(v, bool) else _bad(),
+    str: lambda v: v if isinstance(v, str) else _bad(),
+    bool: lambda v: v if isinstance(v, bool) else _bad(),
+    Decimal: lambda v: Decimal(v) if isinstance(v, str) else _bad(),
+    date: lambda v: date.fromisoformat(v),
+    datetime: lambda v: _aware(datetime.fromisoformat(v)),
+    uuid.UUID: lambda v: uuid.UUID(v),
+}
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime in cursor")
+    return value
+
+
+def _bad() -> Any:
+    raise ValueError("bad cursor value")
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, Decimal | date | datetime | uuid.UUID):
+        return str(value) if not isinstance(value, date | datetime) else value.isoformat()
+    return value
+
+
+@dataclass(frozen=True)
+class SortField:
+    """A sortable field: the SQL expression and how to read its value off a result row."""
+
+    expression: ColumnElement[Any]
+    value_type: type
+    value_of: Callable[[Any], Any]
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class Sorting:
+    """The sortable fields of one list, its tie-break key and its default sort."""
+
+    fields: dict[str, SortField]
+    tiebreak: SortField
+    default: str
+
+    def parse(self, sort: str | None) -> SortSpec:
+        raw = sort or self.default
+        descending = raw.startswith("-")
+        name = raw[1:] if descending else raw
+        if name not in self.fields:
+            allowed = ", ".join(sorted(self.fields))
+            raise ValidationFailed(
+                f"Unknown sort field {name!r}; sort on one of: {allowed} (prefix - to reverse).",
+                code="invalid_sort",
+                errors=[FieldError(("query", "sort"), f"unknown sort field {name!r}", "invalid_sort")],
+            )
+        return SortSpec(raw=raw, field=self.fields[name], descending=descending, sorting=self)
+
+
+@dataclass(frozen=True)
+class SortSpec:
+    raw: str
+    field: SortField
+    descending: bool
+    sorting: Sorting
+
+    @property
+    def _is_tiebreak(self) -> bool:
+        return self.field.expression is self.sorting.tiebreak.expression
+
+    def order_by(self) -> list[Any]:
+        tb = self.sorting.tiebreak.expression
+        tb_order = tb.desc() if self.descending else tb.asc()
+        if self._is_tiebreak:
+            return [tb_order]
+        col = self.field.expression
+        col_order = col.desc() if self.descending else col.asc()
+        if self.field.nullable:
+            col_order = col_order.nulls_last()
+        return [col_order, tb_order]
+
+    def after(self, key: tuple[Any, Any]) -> ColumnElement[bool]:
+        """The rows that come after a row whose sort key is ``key``."""
+        value, tb_value = key
+        tb = self.sorting.tiebreak.expression
+
+        def beyond(a: ColumnElement[Any], v: Any) -> ColumnElement[bool]:
+            return a < v if self.descending else a > v
+
+        if self._is_tiebreak:
+            return beyond(tb, tb_value)
+        col = self.field.expression
+        if value is None:
+            return and_(col.is_(None), beyond(tb, tb_value))
+        parts = [beyond(col, value), and_(col == value, beyond(tb, tb_value))]
+        if self.field.nullable:
+            parts.append(col.is_(None))
+        return or_(*parts)
+
+    def key_of(self, row: Any) -> tuple[Any, Any]:
+        return self.field.value_of(row), self.sorting.tiebreak.value_of(row)
+
+    def encode_cursor(self, row: Any) -> str:
+        value, tb_value = self.key_of(row)
+        payload = {"s": self.raw, "k": [_encode_value(value), _encode_value(tb_value)]}
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def decode_cursor(self, cursor: str) -> tuple[Any, Any]:
+        def invalid(detail: str) -> ValidationFailed:
+            return ValidationFailed(
+                detail,
+                code="invalid_cursor",
+                errors=[FieldError(("query", "cursor"), detail, "invalid_cursor")],
+            )
+
+        try:
+            padded = cursor + "=" * (-len(cursor) % 4)
+            payload = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+            sort, (value, tb_value) = payload["s"], payload["k"]
+            key = (
+                None if value is None else _DECODERS[self.field.value_type](value),
+                _DECODERS[self.sorting.tiebreak.value_type](tb_value),
+            )
+        except (ValueError, TypeError, KeyError, InvalidOperation, binascii.Error, UnicodeError):
+            raise invalid("The cursor is not one this list handed out.") from None
+        if sort != self.raw:
+            raise invalid("The cursor belongs to another sort; start again without a cursor.")
+        if value is None and not self.field.nullable:
+            raise invalid("The cursor is not one this list handed out.")
+        return key
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
+    total: int | None = Field(
+        default=None, description="Number of matching items; only with `include_total=true`."
+    )
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None
+    include_total: bool = False
+    sort: str | None = None
+
+
+@dataclass
+class RawPage(Generic[T]):
+    rows: Sequence[T]
+    next_cursor: str | None
+    total: int | None
+
+
+def paginate(
+    session: Session,
+    stmt: Select[Any],
+    *,
+    sorting: Sorting,
+    request: PageRequest,
+    scalars: bool = True,
+) -> RawPage[Any]:
+    """Run one page of ``stmt`` (already filtered) under the requested sort and cursor."""
+    spec = sorting.parse(request.sort)
+    total = None
+    if request.include_total:
+        total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    paged = stmt
+    if request.cursor:
+        paged = paged.where(spec.after(spec.decode_cursor(request.cursor)))
+    paged = paged.order_by(*spec.order_by()).limit(request.limit + 1)
+    result = session.execute(paged)
+    rows = list(result.scalars().unique() if scalars else result.all())
+    next_cursor = None
+    if len(rows) > request.limit:
+        rows = rows[: request.limit]
+        next_cursor = spec.encode_cursor(rows[-1])
+    return RawPage(rows=rows, next_cursor=next_cursor, total=total)
+
+
+def sort_values(sorting: Sorting) -> list[str]:
+    """Every accepted value of ``sort``: each field, ascending and descending."""
+    return [v for name in sorting.fields for v in (name, f"-{name}")]
+
+
+def sort_enum(name: str, sorting: Sorting) -> type[StrEnum]:
+    """An enum of the accepted ``sort`` values, so the contract lists them."""
+    return StrEnum(name, {v: v for v in sort_values(sorting)})  # type: ignore[return-value]
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=1000, pattern=r"^[A-Za-z0-9_-]+$",
+              description="`next_cursor` of the previous page"),
+    ] = None,
+    include_total: Annotated[
+        bool, Query(description="Also count every matching item (`total`)")
+    ] = False,
+) -> PageRequest:
+    return PageRequest(limit=limit, cursor=cursor, include_total=include_total)

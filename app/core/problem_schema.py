@@ -1,0 +1,23 @@
+"""The problem+json document, as a schema for the OpenAPI contract."""
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ProblemFieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where: e.g. [\"body\", \"tags\", 0]")
+    message: str
+    code: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details with a stable ``code``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable, snake_case: switch on this")
+    instance: str | None = None
+    errors: list[ProblemFieldError] | None = None

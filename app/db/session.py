@@ -1,0 +1,78 @@
+"""Engines and sessions: SQLite (foreign keys, WAL, busy timeout) or PostgreSQL (psycopg 3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.config import Settings
+
+SQLITE_BEGIN = "crm_sqlite_begin"
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event emit BEGIN, so write transactions can take the
+        # write lock up front (BEGIN IMMEDIATE) and never fail to upgrade a read lock.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def build_engine(settings: Settings) -> Engine:
+    url = settings.database_url
+    if settings.is_sqlite:
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
+        return engine
+    connect_args: dict[str, Any] = {"application_name": "crm-overview"}
+    if settings.db_statement_timeout_ms:
+        connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
+    return create_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+@dataclass
+class Database:
+    """The request's way to a session: reads start a plain transaction, writes a write one."""
+
+    engine: Engine
+
+    def __post_init__(self) -> None:
+        self._read = sessionmaker(bind=self.engine, expire_on_commit=False)
+        writer = self.engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+        self._write = sessionmaker(bind=writer, expire_on_commit=False)
+
+    @contextmanager
+    def session(self, *, write: bool = True) -> Iterator[Session]:
+        maker = self._write if write else self._read
+        with maker() as session:
+            try:
+                yield session
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        self.engine.dispose()

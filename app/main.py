@@ -1,0 +1,218 @@
+"""The application: routers, middleware, error handlers, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from app.auth.router import router as auth_router
+from app.companies.router import router as company_router
+from app.core.config import Settings, get_settings
+from app.core.errors import (
+    AppError,
+    Conflict,
+    FieldError,
+    ValidationFailed,
+    problem_body,
+    problem_response,
+)
+from app.core.logging import configure_logging
+from app.core.middleware import RequestContextMiddleware
+from app.core.problem_schema import Problem
+from app.db.session import Database, build_engine
+from app.ops.router import router as ops_router
+from app.partners.router import router as partners_router
+from app.tags.router import router as tags_router
+from app.users.router import router as users_router
+
+log = structlog.get_logger("crm.app")
+
+API_DESCRIPTION = """\
+The CRM overview of a B2B food-and-beverage ERP: partners (customers) and their customer
+stages, tags, owners and locations.
+
+* **Auth**: `Authorization: Bearer <token>`; the token decides the company. Scopes `read` <
+  `write` < `admin`.
+* **Errors**: RFC 9457 `application/problem+json` with a stable `code`, and `errors[]` naming
+  each field.
+* **Lists**: `limit` (1-500), opaque `cursor` (`next_cursor` of the previous page),
+  `include_total`, `sort=field` or `sort=-field` (nulls last, ties broken by number).
+* **Money**: strings with two decimals on output; input as a string or number with at most two.
+* **Concurrency**: single resources carry an `ETag`; `PATCH`/`DELETE` honour `If-Match` (412),
+  `GET` honours `If-None-Match` (304).
+"""
+
+
+def _status_code(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
+
+
+def _field_errors(exc: RequestValidationError) -> list[FieldError]:
+    out = []
+    for err in exc.errors():
+        loc = [p if isinstance(p, int | str) else str(p) for p in err.get("loc", ())]
+        out.append(FieldError(loc, str(err.get("msg", "invalid")), str(err.get("type", "invalid"))))
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    def instance(request: Request) -> str:
+        return request.url.path
+
+    @app.exception_handler(AppError)
+    async def on_app_error(request: Request, exc: AppError) -> JSONResponse:
+        return problem_response(exc, instance=instance(request))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _field_errors(exc)
+        if any(e.code == "json_invalid" for e in errors):
+            err = ValidationFailed("The request body is not valid JSON.", code="invalid_json",
+                                   errors=errors)
+        else:
+            first = errors[0] if errors else None
+            where = ".".join(str(p) for p in first.loc) if first else "request"
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            err = ValidationFailed(
+                f"{where}: {first.message if first else 'invalid'}{more}", errors=errors
+            )
+        return problem_response(err, instance=instance(request))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"No route matches {request.method} {request.url.path}."
+        if exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}."
+        body = problem_body(
+            status=exc.status_code,
+            code=_status_code(exc.status_code),
+            title=HTTPStatus(exc.status_code).phrase,
+            detail=detail,
+            instance=instance(request),
+        )
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers,
+                            media_type="application/problem+json")
+
+    @app.exception_handler(IntegrityError)
+    async def on_integrity_error(request: Request, exc: IntegrityError) -> JSONResponse:
+        log.warning("integrity_error", error=type(exc.orig).__name__)
+        return problem_response(
+            Conflict("The change conflicts with existing data.", code="conflict"),
+            instance=instance(request),
+        )
+
+    @app.exception_handler(StaleDataError)
+    async def on_stale(request: Request, exc: StaleDataError) -> JSONResponse:
+        return problem_response(
+            Conflict("Someone changed this at the same time; read it again and retry.",
+                     code="concurrent_update"),
+            instance=instance(request),
+        )
+
+    @app.exception_handler(OperationalError)
+    async def on_db_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database_error", error=type(exc.orig).__name__)
+        body = problem_body(
+            status=503,
+            code="database_unavailable",
+            title="Service unavailable",
+            detail="The database is busy or unreachable; retry shortly.",
+            instance=instance(request),
+        )
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"},
+                            media_type="application/problem+json")
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", path=request.url.path)
+        request_id = getattr(request.state, "request_id", None)
+        body = problem_body(
+            status=500,
+            code="internal_error",
+            title="Internal server error",
+            detail=f"An unexpected error occurred (request id {request_id}).",
+            instance=instance(request),
+        )
+        return JSONResponse(body, status_code=500, media_type="application/problem+json")
+
+
+def _add_problem_schema(app: FastAPI) -> None:
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in problem.pop("$defs", {}).items():
+            components[name] = sub
+        components["Problem"] = problem
+        # FastAPI's own validation-error schemas are never sent: every 422 is a Problem.
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                resp = operation.get("responses", {}).get("422")
+                if resp is not None:
+                    resp["content"] = {
+                        "application/problem+json": {
+                            "schema": {"$ref": "#/components/schemas/Problem"}
+                        }
+                    }
+                    resp["description"] = "Validation failed: `errors` names each field"
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    db = database or Database(build_engine(settings))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if database is None:
+            db.dispose()
+
+    app = FastAPIOffline(
+        title="crm-overview",
+        version="1.0.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        favicon_url=None,
+    )
+    app.state.db = db
+    app.state.settings = settings
+    install_error_handlers(app)
+    for router in (
+        ops_router,
+        auth_router,
+        company_router,
+        users_router,
+        tags_router,
+        partners_router,
+    ):
+        app.include_router(router)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    _add_problem_schema(app)
+    return app

@@ -1,0 +1,179 @@
+"""Partner routes: parse, call one service function, answer."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from pydantic import AwareDatetime
+
+from app.auth.dependencies import Reader, SessionDep, Writer
+from app.core.errors import problem_responses
+from app.core.http import cached_json_response, json_response, location
+from app.core.pagination import Page, PageRequest, page_params, sort_enum
+from app.core.types import CountryCode, Name
+from app.models.enums import CustomerStage
+from app.partners import service
+from app.partners.repository import PARTNER_SORTING
+from app.partners.schemas import (
+    MAX_TAGS,
+    PartnerCreate,
+    PartnerFilter,
+    PartnerRead,
+    PartnerUpdate,
+    StageChangeRead,
+)
+from app.tags.schemas import TagName
+
+router = APIRouter(prefix="/api/v1/partners", tags=["partners"])
+
+PartnerSort = sort_enum("PartnerSort", PARTNER_SORTING)
+PartnerNumber = Annotated[int, Path(ge=1, le=2_147_483_647, description="The partner number")]
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", max_length=1000, description="ETag from a previous read"),
+]
+
+
+def partner_filters(
+    q: Annotated[
+        Name | None, Query(description="Part of the name (any case), or the exact number")
+    ] = None,
+    customer_stage: Annotated[
+        list[CustomerStage] | None, Query(max_length=5, description="Any of these stages")
+    ] = None,
+    tag: Annotated[
+        list[TagName] | None, Query(max_length=MAX_TAGS, description="Has any of these tags")
+    ] = None,
+    owner_id: Annotated[uuid.UUID | None, Query()] = None,
+    country: Annotated[CountryCode | None, Query()] = None,
+    credit_limit_exceeded: Annotated[bool | None, Query()] = None,
+    updated_since: Annotated[
+        AwareDatetime | None, Query(description="Changed at or after (with a time zone)")
+    ] = None,
+) -> PartnerFilter:
+    """The partner list filters, read from the query string."""
+    return PartnerFilter(
+        q=q,
+        customer_stage=customer_stage,
+        tag=tag,
+        owner_id=owner_id,
+        country=country,
+        credit_limit_exceeded=credit_limit_exceeded,
+        updated_since=updated_since,
+    )
+
+
+Filters = Annotated[PartnerFilter, Depends(partner_filters)]
+Paging = Annotated[PageRequest, Depends(page_params)]
+
+
+@router.get(
+    "",
+    response_model=Page[PartnerRead],
+    operation_id="list_partners",
+    responses=problem_responses(401, 403, 422),
+)
+def list_partners(
+    principal: Reader,
+    session: SessionDep,
+    filters: Filters,
+    page: Paging,
+    sort: Annotated[PartnerSort | None, Query(description="Field; prefix - to reverse")] = None,  # type: ignore[valid-type]
+) -> Response:
+    result = service.list_(
+        session=session,
+        principal=principal,
+        filters=filters,
+        page=PageRequest(page.limit, page.cursor, page.include_total, sort and sort.value),
+    )
+    return json_response(
+        Page[PartnerRead](
+            items=[PartnerRead.of(p) for p in result.rows],
+            next_cursor=result.next_cursor,
+            total=result.total,
+        )
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=PartnerRead,
+    operation_id="create_partner",
+    responses=problem_responses(401, 403, 409, 413, 422),
+)
+def create_partner(principal: Writer, session: SessionDep, body: PartnerCreate) -> Response:
+    partner = service.create(session=session, principal=principal, data=body)
+    return json_response(
+        PartnerRead.of(partner),
+        status_code=201,
+        headers=location(f"{router.prefix}/{partner.number}"),
+        etag=True,
+    )
+
+
+@router.get(
+    "/{number}",
+    response_model=PartnerRead,
+    operation_id="get_partner",
+    responses=problem_responses(304, 401, 403, 404, 422),
+)
+def get_partner(
+    request: Request, principal: Reader, session: SessionDep, number: PartnerNumber
+) -> Response:
+    partner = service.get(session=session, principal=principal, number=number)
+    return cached_json_response(request, PartnerRead.of(partner))
+
+
+@router.patch(
+    "/{number}",
+    response_model=PartnerRead,
+    operation_id="update_partner",
+    responses=problem_responses(401, 403, 404, 409, 412, 413, 422),
+)
+def update_partner(
+    principal: Writer,
+    session: SessionDep,
+    number: PartnerNumber,
+    body: PartnerUpdate,
+    if_match: IfMatch = None,
+) -> Response:
+    partner = service.update(
+        session=session, principal=principal, number=number, data=body, if_match=if_match
+    )
+    return json_response(PartnerRead.of(partner), etag=True)
+
+
+@router.delete(
+    "/{number}",
+    status_code=204,
+    response_class=Response,
+    operation_id="delete_partner",
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+)
+def delete_partner(
+    principal: Writer, session: SessionDep, number: PartnerNumber, if_match: IfMatch = None
+) -> Response:
+    service.delete(session=session, principal=principal, number=number, if_match=if_match)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{number}/stage-history",
+    response_model=Page[StageChangeRead],
+    operation_id="list_partner_stage_history",
+    responses=problem_responses(401, 403, 404, 422),
+)
+def list_partner_stage_history(
+    principal: Reader, session: SessionDep, number: PartnerNumber, page: Paging
+) -> Response:
+    result = service.stage_history(session=session, principal=principal, number=number, page=page)
+    return json_response(
+        Page[StageChangeRead](
+            items=[StageChangeRead.of(c) for c in result.rows],
+            next_cursor=result.next_cursor,
+            total=result.total,
+        )
+    )

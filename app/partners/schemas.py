@@ -1,0 +1,210 @@
+"""Partner request and response schemas, and the filters shared by every partner list."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated
+
+from pydantic import AwareDatetime, EmailStr, Field, HttpUrl, field_validator
+
+from app.core.schemas import RequestModel, ResponseModel
+from app.core.types import (
+    CountryCode,
+    CurrencyCode,
+    Money,
+    Name,
+    NonNegativeMoneyIn,
+    Ref50,
+    Text20,
+    Text50,
+    Text100,
+    Text200,
+    Text500,
+    UTCDateTime,
+)
+from app.models import Partner, PartnerLocation, StageChange
+from app.models.enums import CustomerStage, StageChangeReason
+from app.tags.schemas import TagName
+from app.users.schemas import UserRef
+
+MAX_TAGS = 50
+MAX_LOCATIONS = 50
+
+Email = Annotated[EmailStr, Field(max_length=254)]
+Website = Annotated[HttpUrl, Field(max_length=500)]
+
+
+class LocationIn(RequestModel):
+    name: Text200 | None = None
+    address: Text500 | None = None
+    postal_code: Text20 | None = None
+    city: Text100 | None = None
+    country: CountryCode
+    is_primary: bool = False
+
+
+class LocationRead(ResponseModel):
+    id: uuid.UUID
+    name: str | None
+    address: str | None
+    postal_code: str | None
+    city: str | None
+    country: str
+    is_primary: bool
+
+
+class _PartnerFields(RequestModel):
+    vat_id: Text50 | None = None
+    email: Email | None = None
+    phone: Text50 | None = None
+    website: Website | None = None
+    owner_id: uuid.UUID | None = None
+    customer_stage: CustomerStage | None = None
+    credit_limit: NonNegativeMoneyIn | None = None
+    accounting_ref: Ref50 | None = None
+
+    @field_validator("tags", check_fields=False)
+    @classmethod
+    def _unique_tags(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            seen: set[str] = set()
+            for name in value:
+                if name.lower() in seen:
+                    raise ValueError(f"tag {name!r} is listed twice")
+                seen.add(name.lower())
+        return value
+
+
+class PartnerCreate(_PartnerFields):
+    name: Name
+    country: CountryCode
+    currency: CurrencyCode | None = Field(
+        default=None, description="Defaults to the company's base currency"
+    )
+    tags: list[TagName] = Field(default_factory=list, max_length=MAX_TAGS)
+    locations: list[LocationIn] = Field(
+        default_factory=list,
+        max_length=MAX_LOCATIONS,
+        description="When none is marked primary, the first one is.",
+    )
+
+
+class PartnerUpdate(_PartnerFields):
+    """Only the fields sent are changed; `tags` and `locations` replace the whole list."""
+
+    name: Name = None  # type: ignore[assignment]
+    country: CountryCode = None  # type: ignore[assignment]
+    currency: CurrencyCode = None  # type: ignore[assignment]
+    tags: list[TagName] = Field(default=None, max_length=MAX_TAGS)  # type: ignore[assignment]
+    locations: list[LocationIn] = Field(  # type: ignore[assignment]
+        default=None, max_length=MAX_LOCATIONS
+    )
+
+
+class PartnerRead(ResponseModel):
+    id: uuid.UUID
+    number: int
+    name: str
+    country: str
+    vat_id: str | None
+    currency: str
+    email: str | None
+    phone: str | None
+    website: str | None
+    owner: UserRef | None
+    tags: list[str]
+    customer_stage: CustomerStage | None
+    credit_limit: Money | None
+    accounting_ref: str | None
+    locations: list[LocationRead]
+    debtor_balance: Money | None
+    debtor_balance_synced_at: UTCDateTime | None
+    credit_limit_exceeded: bool
+    uninvoiced_total: Money
+    latest_sales_delivery_date: date | None
+    created_at: UTCDateTime
+    updated_at: UTCDateTime
+
+    @classmethod
+    def of(cls, partner: Partner) -> PartnerRead:
+        return cls(
+            id=partner.id,
+            number=partner.number,
+            name=partner.name,
+            country=partner.country,
+            vat_id=partner.vat_id,
+            currency=partner.currency,
+            email=partner.email,
+            phone=partner.phone,
+            website=partner.website,
+            owner=UserRef.model_validate(partner.owner) if partner.owner else None,
+            tags=[t.name for t in partner.tags],
+            customer_stage=partner.customer_stage,  # type: ignore[arg-type]
+            credit_limit=partner.credit_limit,
+            accounting_ref=partner.accounting_ref,
+            locations=[LocationRead.model_validate(loc) for loc in partner.locations],
+            debtor_balance=partner.debtor_balance,
+            debtor_balance_synced_at=partner.debtor_balance_synced_at,
+            credit_limit_exceeded=partner.credit_limit_exceeded,
+            uninvoiced_total=partner.uninvoiced_total,
+            latest_sales_delivery_date=partner.latest_sales_delivery_date,
+            created_at=partner.created_at,
+            updated_at=partner.updated_at,
+        )
+
+
+class StageChangeRead(ResponseModel):
+    previous_stage: CustomerStage | None
+    stage: CustomerStage | None
+    reason: StageChangeReason
+    changed_at: UTCDateTime
+    changed_by: UserRef | None
+
+    @classmethod
+    def of(cls, change: StageChange) -> StageChangeRead:
+        return cls(
+            previous_stage=change.previous_stage,  # type: ignore[arg-type]
+            stage=change.stage,  # type: ignore[arg-type]
+            reason=change.reason,  # type: ignore[arg-type]
+            changed_at=change.changed_at,
+            changed_by=UserRef.model_validate(change.changed_by) if change.changed_by else None,
+        )
+
+
+class PartnerFilter(RequestModel):
+    """The partner list filters; the CRM overview and the bulk stage change use them too."""
+
+    q: Name | None = Field(
+        default=None, description="Part of the name (any case), or the exact number"
+    )
+    customer_stage: list[CustomerStage] | None = Field(
+        default=None, max_length=5, description="Any of these stages (repeatable)"
+    )
+    tag: list[TagName] | None = Field(
+        default=None, max_length=MAX_TAGS, description="Has any of these tags (repeatable)"
+    )
+    owner_id: uuid.UUID | None = None
+    country: CountryCode | None = None
+    credit_limit_exceeded: bool | None = None
+    updated_since: AwareDatetime | None = Field(
+        default=None, description="Changed at or after this time (with a time zone)"
+    )
+
+
+def location_rows(company_id: uuid.UUID, items: list[LocationIn]) -> list[PartnerLocation]:
+    """New location rows in the given order; the first is primary when none is marked."""
+    marked = any(item.is_primary for item in items)
+    return [
+        PartnerLocation(
+            company_id=company_id,
+            position=index,
+            name=item.name,
+            address=item.address,
+            postal_code=item.postal_code,
+            city=item.city,
+            country=item.country,
+            is_primary=item.is_primary or (not marked and index == 0),
+        )
+        for index, item in enumerate(items)
+    ]

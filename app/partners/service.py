@@ -1,0 +1,202 @@
+"""Partner use-cases. Each write is one transaction with exactly one commit."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.auth.dependencies import Principal
+from app.companies.repository import next_number
+from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from app.core.http import check_if_match
+from app.core.pagination import PageRequest, RawPage
+from app.db.base import utcnow
+from app.models import Partner, StageChange
+from app.models.enums import StageChangeReason
+from app.partners.repository import PartnerRepository
+from app.partners.schemas import (
+    LocationIn,
+    PartnerCreate,
+    PartnerFilter,
+    PartnerRead,
+    PartnerUpdate,
+    location_rows,
+)
+
+
+def _not_found(number: int) -> NotFound:
+    return NotFound(f"Partner {number} does not exist.", code="partner_not_found")
+
+
+def _check_locations(items: list[LocationIn]) -> None:
+    if sum(1 for item in items if item.is_primary) > 1:
+        raise ValidationFailed(
+            "Exactly one location can be primary.",
+            code="several_primary_locations",
+            errors=[
+                FieldError(("body", "locations"), "more than one location is primary",
+                           "several_primary_locations")
+            ],
+        )
+
+
+def _resolve_tags(repo: PartnerRepository, names: list[str]) -> list[uuid.UUID]:
+    found = repo.tags_by_key(names)
+    missing = [(i, n) for i, n in enumerate(names) if n.strip().lower() not in found]
+    if missing:
+        raise ValidationFailed(
+            "Unknown tag(s): " + ", ".join(repr(n) for _, n in missing) + ". Create them first.",
+            code="unknown_tag",
+            errors=[FieldError(("body", "tags", i), f"unknown tag {n!r}", "unknown_tag")
+                    for i, n in missing],
+        )
+    return [found[n.strip().lower()].id for n in names]
+
+
+def _check_owner(repo: PartnerRepository, owner_id: uuid.UUID | None) -> None:
+    if owner_id is not None and not repo.owner_exists(owner_id):
+        raise ValidationFailed(
+            f"User {owner_id} does not exist.",
+            code="unknown_owner",
+            errors=[FieldError(("body", "owner_id"), "no such user", "unknown_owner")],
+        )
+
+
+def _integrity(exc: IntegrityError) -> Conflict:
+    message = str(exc.orig).lower()
+    if "accounting_ref" in message:
+        return Conflict(
+            "Another partner already has this accounting_ref.",
+            code="accounting_ref_taken",
+            errors=[FieldError(("body", "accounting_ref"), "already in use", "accounting_ref_taken")],
+        )
+    return Conflict("The change conflicts with existing data.", code="conflict")
+
+
+def get(*, session: Session, principal: Principal, number: int) -> Partner:
+    partner = PartnerRepository(session, principal.company_id).get(number)
+    if partner is None:
+        raise _not_found(number)
+    return partner
+
+
+def list_(
+    *, session: Session, principal: Principal, filters: PartnerFilter, page: PageRequest
+) -> RawPage[Partner]:
+    return PartnerRepository(session, principal.company_id).list_(filters, page)
+
+
+def create(*, session: Session, principal: Principal, data: PartnerCreate) -> Partner:
+    repo = PartnerRepository(session, principal.company_id)
+    _check_owner(repo, data.owner_id)
+    _check_locations(data.locations)
+    tag_ids = _resolve_tags(repo, data.tags)
+    now = utcnow()
+    partner = Partner(
+        company_id=principal.company_id,
+        number=next_number(session, principal.company_id, "partner"),
+        name=data.name,
+        country=data.country,
+        vat_id=data.vat_id,
+        currency=data.currency or principal.company.base_currency,
+        email=data.email,
+        phone=data.phone,
+        website=str(data.website) if data.website else None,
+        owner_id=data.owner_id,
+        customer_stage=data.customer_stage.value if data.customer_stage else None,
+        credit_limit=data.credit_limit,
+        accounting_ref=data.accounting_ref,
+        created_at=now,
+        updated_at=now,
+    )
+    partner.locations = location_rows(principal.company_id, data.locations)
+    try:
+        repo.add(partner)
+        repo.replace_tags(partner, tag_ids)
+        if partner.customer_stage is not None:
+            repo.add_stage_change(partner, previous=None, reason=StageChangeReason.manual,
+                                  actor_id=principal.user.id, at=now)
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise _integrity(exc) from exc
+    return get(session=session, principal=principal, number=partner.number)
+
+
+def update(
+    *,
+    session: Session,
+    principal: Principal,
+    number: int,
+    data: PartnerUpdate,
+    if_match: str | None,
+) -> Partner:
+    repo = PartnerRepository(session, principal.company_id)
+    partner = repo.get(number, for_update=True)
+    if partner is None:
+        raise _not_found(number)
+    check_if_match(if_match, PartnerRead.of(partner))
+    changes: dict[str, Any] = data.model_dump(exclude_unset=True, exclude={"tags", "locations"})
+    if "owner_id" in changes:
+        _check_owner(repo, data.owner_id)
+    tag_ids = _resolve_tags(repo, data.tags) if data.tags is not None else None
+    if data.locations is not None:
+        _check_locations(data.locations)
+    if not data.model_fields_set:
+        return partner
+    previous_stage = partner.customer_stage
+    for field, value in changes.items():
+        if field == "website" and value is not None:
+            value = str(data.website)
+        if field == "customer_stage" and value is not None:
+            value = value.value if hasattr(value, "value") else value
+        setattr(partner, field, value)
+    now = utcnow()
+    partner.updated_at = now
+    try:
+        if data.locations is not None:
+            partner.locations.clear()
+            session.flush()
+            partner.locations.extend(location_rows(principal.company_id, data.locations))
+        if tag_ids is not None:
+            repo.replace_tags(partner, tag_ids)
+        session.flush()
+        if partner.customer_stage != previous_stage:
+            repo.add_stage_change(partner, previous=previous_stage, reason=StageChangeReason.manual,
+                                  actor_id=principal.user.id, at=now)
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise _integrity(exc) from exc
+    return get(session=session, principal=principal, number=number)
+
+
+def delete(*, session: Session, principal: Principal, number: int, if_match: str | None) -> None:
+    repo = PartnerRepository(session, principal.company_id)
+    partner = repo.get(number, for_update=True)
+    if partner is None:
+        raise _not_found(number)
+    check_if_match(if_match, PartnerRead.of(partner))
+    try:
+        repo.delete(partner)
+        session.commit()
+    except IntegrityError as exc:
+        # Sales orders reference their partner without ON DELETE: the database refuses.
+        session.rollback()
+        raise Conflict(
+            f"Partner {number} has sales orders and cannot be deleted.",
+            code="partner_has_sales_orders",
+        ) from exc
+
+
+def stage_history(
+    *, session: Session, principal: Principal, number: int, page: PageRequest
+) -> RawPage[StageChange]:
+    repo = PartnerRepository(session, principal.company_id)
+    partner = repo.get(number)
+    if partner is None:
+        raise _not_found(number)
+    return repo.stage_history(partner, page)

@@ -1,0 +1,45 @@
+"""Tag SQL, scoped by company."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
+from app.models import Tag
+from app.tags.schemas import tag_key
+
+_KEY = SortField(Tag.name_key, str, lambda t: t.name_key, nullable=False)
+TAG_SORTING = Sorting(
+    fields={
+        "name": _KEY,
+    },
+    tiebreak=_KEY,
+    default="name",
+)
+
+
+@dataclass
+class TagRepository:
+    session: Session
+    company_id: uuid.UUID
+
+    def get(self, name: str) -> Tag | None:
+        return self.session.scalar(
+            select(Tag).where(Tag.company_id == self.company_id, Tag.name_key == tag_key(name))
+        )
+
+    def list_(self, page: PageRequest) -> RawPage[Tag]:
+        stmt = select(Tag).where(Tag.company_id == self.company_id)
+        return paginate(self.session, stmt, sorting=TAG_SORTING, request=page)
+
+    def add(self, tag: Tag) -> None:
+        self.session.add(tag)
+        self.session.flush()
+
+    def delete(self, tag: Tag) -> None:
+        self.session.delete(tag)
+        self.session.flush()

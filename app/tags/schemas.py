@@ -1,0 +1,30 @@
+import uuid
+from typing import Annotated
+
+from pydantic import AfterValidator, StringConstraints
+
+from app.core.schemas import RequestModel, ResponseModel
+from app.core.types import UTCDateTime, clean_text
+
+TAG_NAME_PATTERN = r"^[^/;\x00-\x1f\x7f]+$"
+
+TagName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=TAG_NAME_PATTERN),
+    AfterValidator(clean_text),
+]
+
+
+def tag_key(name: str) -> str:
+    """Tag names are unique per company regardless of case."""
+    return name.strip().lower()
+
+
+class TagRead(ResponseModel):
+    id: uuid.UUID
+    name: str
+    created_at: UTCDateTime
+
+
+class TagCreate(RequestModel):
+    name: TagName

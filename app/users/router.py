@@ -1,0 +1,66 @@
+"""User routes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from app.auth.dependencies import Admin, Reader, SessionDep
+from app.core.errors import problem_responses
+from app.core.http import cached_json_response, json_response, location
+from app.core.pagination import Page, PageRequest, page_params
+from app.users import service
+from app.users.schemas import UserCreate, UserRead
+
+router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+
+@router.get(
+    "",
+    response_model=Page[UserRead],
+    operation_id="list_users",
+    responses=problem_responses(401, 403, 422),
+)
+def list_users(
+    principal: Reader, session: SessionDep, page: Annotated[PageRequest, Depends(page_params)]
+) -> Response:
+    result = service.list_(session=session, company_id=principal.company_id, page=page)
+    return json_response(
+        Page[UserRead](
+            items=[UserRead.model_validate(u) for u in result.rows],
+            next_cursor=result.next_cursor,
+            total=result.total,
+        )
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=UserRead,
+    operation_id="create_user",
+    responses=problem_responses(401, 403, 409, 413, 422),
+)
+def create_user(principal: Admin, session: SessionDep, body: UserCreate) -> Response:
+    user = service.create(session=session, company_id=principal.company_id, data=body)
+    return json_response(
+        UserRead.model_validate(user),
+        status_code=201,
+        headers=location(f"{router.prefix}/{user.id}"),
+        etag=True,
+    )
+
+
+@router.get(
+    "/{user_id}",
+    response_model=UserRead,
+    operation_id="get_user",
+    responses=problem_responses(304, 401, 403, 404, 422),
+)
+def get_user(
+    request: Request, principal: Reader, session: SessionDep, user_id: uuid.UUID
+) -> Response:
+    user = service.get(session=session, company_id=principal.company_id, user_id=user_id)
+    return cached_json_response(request, UserRead.model_validate(user))
