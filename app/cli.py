@@ -201,5 +201,3 @@ def demo() -> None:
 
 def main() -> None:
     cli()
-
-

@@ -83,6 +83,10 @@ def ensure_demo(session: Session) -> str:
             data=UserCreate(name="Demo Admin", email=ADMIN_EMAIL),
         )
     issued = tokens.create(
-        session=session, company_id=company.id, user_id=admin_user.id, name="demo", scope=Scope.admin
+        session=session,
+        company_id=company.id,
+        user_id=admin_user.id,
+        name="demo",
+        scope=Scope.admin,
     )
     return issued.secret

@@ -81,8 +81,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _field_errors(exc)
         if any(e.code == "json_invalid" for e in errors):
-            err = ValidationFailed("The request body is not valid JSON.", code="invalid_json",
-                                   errors=errors)
+            err = ValidationFailed(
+                "The request body is not valid JSON.", code="invalid_json", errors=errors
+            )
         else:
             first = errors[0] if errors else None
             where = ".".join(str(p) for p in first.loc) if first else "request"
@@ -106,8 +107,12 @@ def install_error_handlers(app: FastAPI) -> None:
             detail=detail,
             instance=instance(request),
         )
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers,
-                            media_type="application/problem+json")
+        return JSONResponse(
+            body,
+            status_code=exc.status_code,
+            headers=exc.headers,
+            media_type="application/problem+json",
+        )
 
     @app.exception_handler(IntegrityError)
     async def on_integrity_error(request: Request, exc: IntegrityError) -> JSONResponse:
@@ -120,8 +125,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StaleDataError)
     async def on_stale(request: Request, exc: StaleDataError) -> JSONResponse:
         return problem_response(
-            Conflict("Someone changed this at the same time; read it again and retry.",
-                     code="concurrent_update"),
+            Conflict(
+                "Someone changed this at the same time; read it again and retry.",
+                code="concurrent_update",
+            ),
             instance=instance(request),
         )
 
@@ -135,8 +142,12 @@ def install_error_handlers(app: FastAPI) -> None:
             detail="The database is busy or unreachable; retry shortly.",
             instance=instance(request),
         )
-        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"},
-                            media_type="application/problem+json")
+        return JSONResponse(
+            body,
+            status_code=503,
+            headers={"Retry-After": "1"},
+            media_type="application/problem+json",
+        )
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

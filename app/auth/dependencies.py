@@ -32,7 +32,9 @@ def get_database(request: Request) -> Database:
     return db
 
 
-def get_session(request: Request, db: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
+def get_session(
+    request: Request, db: Annotated[Database, Depends(get_database)]
+) -> Iterator[Session]:
     """One session per request; changes open a write transaction from the start."""
     with db.session(write=request.method not in SAFE_METHODS) as session:
         yield session
@@ -78,8 +80,10 @@ def authenticate(
         raise Unauthorized(
             "The API token is unknown or has been revoked.",
             code="invalid_token",
-            headers={**challenge, "WWW-Authenticate": challenge["WWW-Authenticate"]
-                     + ', error="invalid_token"'},
+            headers={
+                **challenge,
+                "WWW-Authenticate": challenge["WWW-Authenticate"] + ', error="invalid_token"',
+            },
         )
     token, user, company = row
     principal = Principal(company=company, user=user, scope=Scope(token.scope), token_id=token.id)

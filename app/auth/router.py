@@ -15,7 +15,7 @@ from app.core.http import cached_json_response, json_response, location
 from app.core.pagination import Page, PageRequest, page_params
 from app.models import ApiToken, User
 from app.models.enums import Scope
-from app.users.schemas import UserRef, UserRead
+from app.users.schemas import UserRead, UserRef
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -59,7 +59,7 @@ def list_tokens(
     result = service.list_(session=session, company_id=principal.company_id, page=page)
     return json_response(
         Page[TokenRead](
-            items=[TokenRead(**_read(t, u)) for t, u in result.rows],  # type: ignore[arg-type]
+            items=[TokenRead(**_read(t, u)) for t, u in result.rows],
             next_cursor=result.next_cursor,
             total=result.total,
         )
@@ -83,9 +83,12 @@ def create_token(principal: Admin, session: SessionDep, body: TokenCreate) -> Re
         scope=body.scope,
     )
     return json_response(
-        TokenCreated(**_read(issued.token, issued.user), token=issued.secret),  # type: ignore[arg-type]
+        TokenCreated(**_read(issued.token, issued.user), token=issued.secret),
         status_code=201,
-        headers={**location(f"{router.prefix}/tokens/{issued.token.id}"), "Cache-Control": "no-store"},
+        headers={
+            **location(f"{router.prefix}/tokens/{issued.token.id}"),
+            "Cache-Control": "no-store",
+        },
     )
 
 
@@ -100,7 +103,7 @@ def get_token(
     request: Request, principal: Admin, session: SessionDep, token_id: uuid.UUID
 ) -> Response:
     token, user = service.get(session=session, company_id=principal.company_id, token_id=token_id)
-    return cached_json_response(request, TokenRead(**_read(token, user)))  # type: ignore[arg-type]
+    return cached_json_response(request, TokenRead(**_read(token, user)))
 
 
 @router.delete(

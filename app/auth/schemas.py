@@ -5,7 +5,7 @@ from pydantic import Field
 from app.core.schemas import RequestModel, ResponseModel
 from app.core.types import Text100, UTCDateTime
 from app.models.enums import Scope
-from app.users.schemas import UserRef, UserRead
+from app.users.schemas import UserRead, UserRef
 
 
 class TokenCreate(RequestModel):
@@ -41,5 +41,3 @@ class MeRead(ResponseModel):
     scope: Scope
     scopes: list[Scope] = Field(description="Every scope the token grants (admin > write > read)")
     token_id: uuid.UUID
-
-

@@ -3,7 +3,7 @@
 import hashlib
 import secrets
 
-TOKEN_PREFIX = "crm_"
+TOKEN_PREFIX = "crm_"  # noqa: S105 (a public marker, not a secret)
 MAX_TOKEN_LENGTH = 200
 
 

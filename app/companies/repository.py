@@ -17,7 +17,9 @@ def get_by_slug(session: Session, slug: str) -> Company | None:
 
 
 def add_sequences(session: Session, company_id: uuid.UUID) -> None:
-    session.add_all(NumberSequence(company_id=company_id, kind=k, last_value=0) for k in SEQUENCE_KINDS)
+    session.add_all(
+        NumberSequence(company_id=company_id, kind=k, last_value=0) for k in SEQUENCE_KINDS
+    )
 
 
 def next_number(session: Session, company_id: uuid.UUID, kind: str) -> int:

@@ -1,5 +1,7 @@
 import uuid
 
+from pydantic import Field
+
 from app.core.schemas import RequestModel, ResponseModel
 from app.core.types import Name, UTCDateTime
 from app.models.enums import CreditCheck, CreditEnforcement
@@ -19,6 +21,6 @@ class CompanyRead(ResponseModel):
 class CompanyUpdate(RequestModel):
     """`slug` and `base_currency` are fixed at creation."""
 
-    name: Name = None  # type: ignore[assignment]
-    credit_check: CreditCheck = None  # type: ignore[assignment]
-    credit_enforcement: CreditEnforcement = None  # type: ignore[assignment]
+    name: Name = Field(default=None)
+    credit_check: CreditCheck = Field(default=None)
+    credit_enforcement: CreditEnforcement = Field(default=None)

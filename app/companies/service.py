@@ -47,7 +47,9 @@ def create(*, session: Session, slug: str, name: str, base_currency: str) -> Com
         session.commit()
     except IntegrityError as exc:
         session.rollback()
-        raise Conflict(f"A company with the slug {slug!r} exists already.", code="slug_taken") from exc
+        raise Conflict(
+            f"A company with the slug {slug!r} exists already.", code="slug_taken"
+        ) from exc
     return company
 
 

@@ -121,6 +121,6 @@ class RequestContextMiddleware:
         structlog.contextvars.unbind_contextvars("request_id")
 
 
-def _route_template(scope: dict[str, Any]) -> str:
+def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     return getattr(route, "path", None) or "unmatched"

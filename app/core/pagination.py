@@ -63,7 +63,7 @@ def _encode_value(value: Any) -> Any:
 class SortField:
     """A sortable field: the SQL expression and how to read its value off a result row."""
 
-    expression: ColumnElement[Any]
+    expression: Any  # a column or SQL expression
     value_type: type
     value_of: Callable[[Any], Any]
     nullable: bool = True
@@ -86,7 +86,9 @@ class Sorting:
             raise ValidationFailed(
                 f"Unknown sort field {name!r}; sort on one of: {allowed} (prefix - to reverse).",
                 code="invalid_sort",
-                errors=[FieldError(("query", "sort"), f"unknown sort field {name!r}", "invalid_sort")],
+                errors=[
+                    FieldError(("query", "sort"), f"unknown sort field {name!r}", "invalid_sort")
+                ],
             )
         return SortSpec(raw=raw, field=self.fields[name], descending=descending, sorting=self)
 
@@ -192,7 +194,7 @@ class RawPage(Generic[T]):
 
 def paginate(
     session: Session,
-    stmt: Select[Any],
+    stmt: Any,  # a filtered SELECT
     *,
     sorting: Sorting,
     request: PageRequest,
@@ -230,8 +232,11 @@ def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None,
-        Query(max_length=1000, pattern=r"^[A-Za-z0-9_-]+$",
-              description="`next_cursor` of the previous page"),
+        Query(
+            max_length=1000,
+            pattern=r"^[A-Za-z0-9_-]+$",
+            description="`next_cursor` of the previous page",
+        ),
     ] = None,
     include_total: Annotated[
         bool, Query(description="Also count every matching item (`total`)")

@@ -4,7 +4,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class ProblemFieldError(BaseModel):
-    loc: list[str | int] = Field(description="Where: e.g. [\"body\", \"tags\", 0]")
+    loc: list[str | int] = Field(description='Where: e.g. ["body", "tags", 0]')
     message: str
     code: str
 

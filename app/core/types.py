@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache
@@ -84,6 +85,23 @@ CurrencyCode = Annotated[
 ]
 
 
+_MONEY_STRING = re.compile(r"^-?\d{1,14}(\.\d{1,2})?$")
+
+
+def _money_input(value: Any) -> Any:
+    if isinstance(value, str):
+        if not _MONEY_STRING.match(value):
+            raise ValueError('must be an amount with at most 2 decimals, e.g. "1234.50"')
+        return value
+    return _no_float_noise(value)
+
+
+def _unsigned(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("-"):
+        raise ValueError("must not be negative")
+    return value
+
+
 def _no_float_noise(value: Any) -> Any:
     # A JSON number arrives as a float: 10.1 means Decimal("10.1"), and binary noise such as
     # 0.07000000000000001 means 0.07; a real third decimal (1.234) is kept, to be rejected.
@@ -94,25 +112,32 @@ def _no_float_noise(value: Any) -> Any:
     return value
 
 
-MONEY_PATTERN = r"^-?\d{1,14}(\.\d{1,2})?$"
+MONEY_LIMIT = 10**14  # 14 digits before the point, 2 after: NUMERIC(16, 2)
 
-MoneyIn = Annotated[
-    Decimal,
-    BeforeValidator(_no_float_noise),
-    Field(max_digits=MONEY_MAX_DIGITS, decimal_places=2, allow_inf_nan=False),
-    WithJsonSchema(
+
+def _money_in_schema(*, signed: bool) -> WithJsonSchema:
+    sign = "-?" if signed else ""
+    number: dict[str, Any] = {"type": "number", "multipleOf": 0.01, "exclusiveMaximum": MONEY_LIMIT}
+    number["exclusiveMinimum" if signed else "minimum"] = -MONEY_LIMIT if signed else 0
+    return WithJsonSchema(
         {
-            "anyOf": [
-                {"type": "string", "pattern": MONEY_PATTERN},
-                {"type": "number", "multipleOf": 0.01},
-            ],
+            "anyOf": [{"type": "string", "pattern": rf"^{sign}\d{{1,14}}(\.\d{{1,2}})?$"}, number],
             "description": "Amount with at most 2 decimals, as a string or a number",
             "examples": ["1234.50"],
         },
         mode="validation",
-    ),
+    )
+
+
+_MoneyBase = Annotated[
+    Decimal,
+    BeforeValidator(_money_input),
+    Field(max_digits=MONEY_MAX_DIGITS, decimal_places=2, allow_inf_nan=False),
 ]
-NonNegativeMoneyIn = Annotated[MoneyIn, Field(ge=0)]
+MoneyIn = Annotated[_MoneyBase, _money_in_schema(signed=True)]
+NonNegativeMoneyIn = Annotated[
+    _MoneyBase, BeforeValidator(_unsigned), Field(ge=0), _money_in_schema(signed=False)
+]
 
 Money = Annotated[
     Decimal,

@@ -14,7 +14,9 @@ class Company(Base):
     __tablename__ = "companies"
     __table_args__ = (
         CheckConstraint(check_in("credit_check", CreditCheck), name="credit_check"),
-        CheckConstraint(check_in("credit_enforcement", CreditEnforcement), name="credit_enforcement"),
+        CheckConstraint(
+            check_in("credit_enforcement", CreditEnforcement), name="credit_enforcement"
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)

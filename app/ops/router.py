@@ -63,5 +63,3 @@ def get_readiness(db: Annotated[Database, Depends(get_database)]) -> Response:
 )
 def get_metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-

@@ -74,8 +74,7 @@ def filter_conditions(company_id: uuid.UUID, f: PartnerFilter) -> list[Any]:
         conditions.append(Partner.customer_stage.in_([s.value for s in f.customer_stage]))
     if f.tag:
         conditions.append(
-            exists()
-            .where(
+            exists().where(
                 PartnerTag.company_id == company_id,
                 PartnerTag.partner_id == Partner.id,
                 Tag.company_id == company_id,
@@ -99,7 +98,7 @@ class PartnerRepository:
     session: Session
     company_id: uuid.UUID
 
-    def _select(self) -> Select[tuple[Partner]]:
+    def _select(self) -> Any:
         return (
             select(Partner)
             .where(Partner.company_id == self.company_id)
@@ -111,8 +110,8 @@ class PartnerRepository:
         )
 
     def get(self, number: int, *, for_update: bool = False) -> Partner | None:
-        stmt = self._select().where(Partner.number == number).execution_options(
-            populate_existing=True
+        stmt = (
+            self._select().where(Partner.number == number).execution_options(populate_existing=True)
         )
         if for_update:
             stmt = stmt.with_for_update(of=Partner)
@@ -195,7 +194,9 @@ class PartnerRepository:
     def count(self) -> int:
         return int(
             self.session.scalar(
-                select(func.count()).select_from(Partner).where(Partner.company_id == self.company_id)
+                select(func.count())
+                .select_from(Partner)
+                .where(Partner.company_id == self.company_id)
             )
             or 0
         )

@@ -86,7 +86,7 @@ def list_partners(
         session=session,
         principal=principal,
         filters=filters,
-        page=PageRequest(page.limit, page.cursor, page.include_total, sort and sort.value),
+        page=PageRequest(page.limit, page.cursor, page.include_total, sort),
     )
     return json_response(
         Page[PartnerRead](

@@ -93,13 +93,12 @@ class PartnerCreate(_PartnerFields):
 class PartnerUpdate(_PartnerFields):
     """Only the fields sent are changed; `tags` and `locations` replace the whole list."""
 
-    name: Name = None  # type: ignore[assignment]
-    country: CountryCode = None  # type: ignore[assignment]
-    currency: CurrencyCode = None  # type: ignore[assignment]
-    tags: list[TagName] = Field(default=None, max_length=MAX_TAGS)  # type: ignore[assignment]
-    locations: list[LocationIn] = Field(  # type: ignore[assignment]
-        default=None, max_length=MAX_LOCATIONS
-    )
+    # Optional to send, but never null: these fields have no empty value.
+    name: Name = Field(default=None)
+    country: CountryCode = Field(default=None)
+    currency: CurrencyCode = Field(default=None)
+    tags: list[TagName] = Field(default=None, max_length=MAX_TAGS)
+    locations: list[LocationIn] = Field(default=None, max_length=MAX_LOCATIONS)
 
 
 class PartnerRead(ResponseModel):
@@ -164,8 +163,8 @@ class StageChangeRead(ResponseModel):
     @classmethod
     def of(cls, change: StageChange) -> StageChangeRead:
         return cls(
-            previous_stage=change.previous_stage,  # type: ignore[arg-type]
-            stage=change.stage,  # type: ignore[arg-type]
+            previous_stage=change.previous_stage,
+            stage=change.stage,
             reason=change.reason,  # type: ignore[arg-type]
             changed_at=change.changed_at,
             changed_by=UserRef.model_validate(change.changed_by) if change.changed_by else None,

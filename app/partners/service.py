@@ -37,8 +37,11 @@ def _check_locations(items: list[LocationIn]) -> None:
             "Exactly one location can be primary.",
             code="several_primary_locations",
             errors=[
-                FieldError(("body", "locations"), "more than one location is primary",
-                           "several_primary_locations")
+                FieldError(
+                    ("body", "locations"),
+                    "more than one location is primary",
+                    "several_primary_locations",
+                )
             ],
         )
 
@@ -50,8 +53,10 @@ def _resolve_tags(repo: PartnerRepository, names: list[str]) -> list[uuid.UUID]:
         raise ValidationFailed(
             "Unknown tag(s): " + ", ".join(repr(n) for _, n in missing) + ". Create them first.",
             code="unknown_tag",
-            errors=[FieldError(("body", "tags", i), f"unknown tag {n!r}", "unknown_tag")
-                    for i, n in missing],
+            errors=[
+                FieldError(("body", "tags", i), f"unknown tag {n!r}", "unknown_tag")
+                for i, n in missing
+            ],
         )
     return [found[n.strip().lower()].id for n in names]
 
@@ -71,7 +76,9 @@ def _integrity(exc: IntegrityError) -> Conflict:
         return Conflict(
             "Another partner already has this accounting_ref.",
             code="accounting_ref_taken",
-            errors=[FieldError(("body", "accounting_ref"), "already in use", "accounting_ref_taken")],
+            errors=[
+                FieldError(("body", "accounting_ref"), "already in use", "accounting_ref_taken")
+            ],
         )
     return Conflict("The change conflicts with existing data.", code="conflict")
 
@@ -117,8 +124,13 @@ def create(*, session: Session, principal: Principal, data: PartnerCreate) -> Pa
         repo.add(partner)
         repo.replace_tags(partner, tag_ids)
         if partner.customer_stage is not None:
-            repo.add_stage_change(partner, previous=None, reason=StageChangeReason.manual,
-                                  actor_id=principal.user.id, at=now)
+            repo.add_stage_change(
+                partner,
+                previous=None,
+                reason=StageChangeReason.manual,
+                actor_id=principal.user.id,
+                at=now,
+            )
         session.commit()
     except IntegrityError as exc:
         session.rollback()
@@ -165,8 +177,13 @@ def update(
             repo.replace_tags(partner, tag_ids)
         session.flush()
         if partner.customer_stage != previous_stage:
-            repo.add_stage_change(partner, previous=previous_stage, reason=StageChangeReason.manual,
-                                  actor_id=principal.user.id, at=now)
+            repo.add_stage_change(
+                partner,
+                previous=previous_stage,
+                reason=StageChangeReason.manual,
+                actor_id=principal.user.id,
+                at=now,
+            )
         session.commit()
     except IntegrityError as exc:
         session.rollback()

@@ -34,8 +34,9 @@ def create(*, session: Session, company_id: uuid.UUID, data: UserCreate) -> User
     )
     if repo.get_by_email(data.email) is not None:
         raise taken
-    user = User(company_id=company_id, name=data.name, email=data.email,
-                email_key=data.email.lower())
+    user = User(
+        company_id=company_id, name=data.name, email=data.email, email_key=data.email.lower()
+    )
     try:
         repo.add(user)
         session.commit()

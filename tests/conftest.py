@@ -1,0 +1,229 @@
+"""Test harness.
+
+The backend comes from ``CRM_TEST_DATABASE``: ``sqlite`` (default) or ``postgresql``. PostgreSQL
+runs against ``CRM_TEST_POSTGRES_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/
+test``), where each run creates, migrates and finally drops a database of its own. When
+PostgreSQL is unreachable its tests are skipped, except under ``CI=true``, where that fails.
+
+Each test runs inside a transaction that is rolled back: the app's sessions join it through
+savepoints, so services commit as in production. Tests that need real commits across several
+connections (concurrency) use ``committed_db`` instead.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.db.migrations import upgrade
+from app.db.session import Database, build_engine
+from app.main import create_app
+from tests.factories import Tenant, make_tenant
+
+BACKEND = os.environ.get("CRM_TEST_DATABASE", "sqlite").lower()
+POSTGRES_URL = os.environ.get(
+    "CRM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+if BACKEND not in ("sqlite", "postgresql"):
+    raise pytest.UsageError("CRM_TEST_DATABASE must be sqlite or postgresql")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"crm-overview test database: {BACKEND}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if BACKEND == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (CRM_TEST_DATABASE=postgresql)")
+    for item in items:
+        if "postgres_only" in item.keywords:
+            item.add_marker(skip)
+
+
+@contextmanager
+def _postgres_database() -> Iterator[str]:
+    admin_url = make_url(POSTGRES_URL)
+    name = f"crm_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        if IN_CI:
+            raise RuntimeError(f"PostgreSQL unreachable at {admin_url!r} under CI") from exc
+        pytest.skip(f"PostgreSQL unreachable at {admin_url.render_as_string()}: {exc}")
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    if BACKEND == "postgresql":
+        with _postgres_database() as url:
+            yield url
+    else:
+        with tempfile.TemporaryDirectory(prefix="crm-test-") as folder:
+            yield f"sqlite:///{Path(folder) / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, log_json=True, log_level="INFO")
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Iterator[Engine]:
+    eng = build_engine(settings)
+    with eng.begin() as conn:
+        upgrade(conn)
+    yield eng
+    eng.dispose()
+
+
+class RollbackDatabase(Database):
+    """Sessions on one connection whose outer transaction the test rolls back."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        super().__init__(connection.engine)
+
+    @contextmanager
+    def session(self, *, write: bool = True) -> Iterator[Session]:
+        with Session(
+            bind=self.connection,
+            join_transaction_mode="create_savepoint",
+            expire_on_commit=False,
+        ) as session:
+            yield session
+
+    def dispose(self) -> None:  # the engine belongs to the test session
+        pass
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as conn:
+        outer = conn.begin()
+        yield conn
+        if outer.is_active:
+            outer.rollback()
+
+
+@pytest.fixture
+def db(connection: Connection) -> RollbackDatabase:
+    return RollbackDatabase(connection)
+
+
+@pytest.fixture
+def session(db: RollbackDatabase) -> Iterator[Session]:
+    with db.session() as s:
+        yield s
+
+
+@pytest.fixture
+def app(settings: Settings, db: RollbackDatabase) -> Any:
+    return create_app(settings, database=db)
+
+
+@pytest.fixture
+def client(app: Any) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@dataclass
+class Api:
+    """A client bound to one tenant, with a token of each scope."""
+
+    client: TestClient
+    tenant: Tenant
+    scope: str = "admin"
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+    def as_(self, scope: str) -> Api:
+        return Api(self.client, self.tenant, scope)
+
+    def headers(self, more: dict[str, str] | None = None) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self.tenant.tokens[self.scope]}",
+            **self.extra_headers,
+            **(more or {}),
+        }
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = self.headers(kwargs.pop("headers", None))
+        return self.client.request(method, path, headers=headers, **kwargs)
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Any:
+        return self.request("POST", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Any:
+        return self.request("PATCH", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> Any:
+        return self.request("PUT", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture
+def tenant(session: Session) -> Tenant:
+    return make_tenant(session, slug="acme")
+
+
+@pytest.fixture
+def other_tenant(session: Session) -> Tenant:
+    return make_tenant(session, slug="globex")
+
+
+@pytest.fixture
+def api(client: TestClient, tenant: Tenant) -> Api:
+    return Api(client, tenant)
+
+
+@pytest.fixture
+def other_api(client: TestClient, other_tenant: Tenant) -> Api:
+    return Api(client, other_tenant)
+
+
+@pytest.fixture
+def committed_db(settings: Settings, engine: Engine) -> Iterator[Database]:
+    """A real database whose writes are committed; companies made here are removed after."""
+    database = Database(build_engine(settings))
+    yield database
+    database.dispose()
+
+
+def assert_problem(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json"), response.text
+    body = response.json()
+    assert body["status"] == status
+    assert {"type", "title", "detail", "code"} <= body.keys()
+    if code is not None:
+        assert body["code"] == code, body
+    return body
