@@ -30,9 +30,11 @@ from app.core.errors import (
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.problem_schema import Problem
+from app.crm.router import router as crm_router
 from app.db.session import Database, build_engine
 from app.ops.router import router as ops_router
 from app.partners.router import router as partners_router
+from app.sales_orders.router import router as sales_orders_router
 from app.tags.router import router as tags_router
 from app.users.router import router as users_router
 
@@ -222,6 +224,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         users_router,
         tags_router,
         partners_router,
+        sales_orders_router,
+        crm_router,
     ):
         app.include_router(router)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)

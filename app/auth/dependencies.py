@@ -86,6 +86,8 @@ def authenticate(
             },
         )
     token, user, company = row
+    # Detach them: they describe the caller for the whole request, whatever the session does.
+    session.expunge_all()
     principal = Principal(company=company, user=user, scope=Scope(token.scope), token_id=token.id)
     request.state.principal = principal
     return principal

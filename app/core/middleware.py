@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import Any
 
 import structlog
 from prometheus_client import Counter, Histogram

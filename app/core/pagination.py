@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -22,7 +22,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.errors import FieldError, ValidationFailed
@@ -243,3 +243,23 @@ def page_params(
     ] = False,
 ) -> PageRequest:
     return PageRequest(limit=limit, cursor=cursor, include_total=include_total)
+
+
+def iterate(
+    session: Session,
+    stmt: Any,
+    *,
+    sorting: Sorting,
+    sort: str | None,
+    batch_size: int = 1000,
+) -> Iterator[Any]:
+    """Every row of ``stmt`` in sort order, fetched in keyset batches (memory stays flat)."""
+    spec = sorting.parse(sort)
+    key: tuple[Any, Any] | None = None
+    while True:
+        batch_stmt = stmt if key is None else stmt.where(spec.after(key))
+        rows = session.execute(batch_stmt.order_by(*spec.order_by()).limit(batch_size)).all()
+        yield from rows
+        if len(rows) < batch_size:
+            return
+        key = spec.key_of(rows[-1])

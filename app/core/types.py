@@ -149,7 +149,7 @@ Money = Annotated[
 ]
 
 
-def _format_utc(value: datetime) -> str:
+def format_utc(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -157,8 +157,23 @@ def _format_utc(value: datetime) -> str:
 
 UTCDateTime = Annotated[
     datetime,
-    PlainSerializer(_format_utc, return_type=str),
+    PlainSerializer(format_utc, return_type=str),
     WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
 ]
 
 Date = date
+
+
+def _plain_decimal(value: Decimal) -> str:
+    text_ = format(value.normalize(), "f")
+    return text_
+
+
+Decimal6 = Annotated[
+    Decimal,
+    PlainSerializer(_plain_decimal, return_type=str),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^\d+(\.\d{1,6})?$", "examples": ["2.5"]},
+        mode="serialization",
+    ),
+]

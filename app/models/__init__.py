@@ -1,17 +1,22 @@
 """ORM tables, one file per aggregate; importing this package registers them all."""
 
 from app.models.company import Company, NumberSequence
+from app.models.idempotency import IdempotencyKey
 from app.models.partner import Partner, PartnerLocation, PartnerTag, StageChange
+from app.models.sales_order import SalesOrder, SalesOrderLine
 from app.models.tag import Tag
 from app.models.user import ApiToken, User
 
 __all__ = [
     "ApiToken",
     "Company",
+    "IdempotencyKey",
     "NumberSequence",
     "Partner",
     "PartnerLocation",
     "PartnerTag",
+    "SalesOrder",
+    "SalesOrderLine",
     "StageChange",
     "Tag",
     "User",

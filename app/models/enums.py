@@ -14,6 +14,17 @@ class CustomerStage(StrEnum):
 STAGE_ORDER: tuple[CustomerStage, ...] = tuple(CustomerStage)
 
 
+class SalesOrderStatus(StrEnum):
+    open = "open"
+    delivered = "delivered"
+    invoiced = "invoiced"
+    cancelled = "cancelled"
+
+
+# Orders that count as not yet invoiced: their base totals make up the uninvoiced total.
+UNINVOICED_STATUSES = (SalesOrderStatus.open.value, SalesOrderStatus.delivered.value)
+
+
 class StageChangeReason(StrEnum):
     manual = "manual"
     bulk = "bulk"

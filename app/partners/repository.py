@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, case, delete, exists, func, insert, literal, or_, select
+from sqlalchemy import case, delete, exists, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
@@ -17,6 +17,8 @@ from app.models import Partner, PartnerTag, StageChange, Tag, User
 from app.models.enums import STAGE_ORDER
 from app.partners.schemas import PartnerFilter
 from app.tags.schemas import tag_key
+
+BULK_CHUNK = 1000
 
 STAGE_RANK = case(
     {stage.value: rank for rank, stage in enumerate(STAGE_ORDER)},
@@ -117,6 +119,15 @@ class PartnerRepository:
             stmt = stmt.with_for_update(of=Partner)
         return self.session.scalar(stmt)
 
+    def get_by_id(self, partner_id: uuid.UUID, *, for_update: bool = False) -> Partner | None:
+        stmt = (
+            self._select().where(Partner.id == partner_id).execution_options(populate_existing=True)
+        )
+        if for_update:
+            stmt = stmt.with_for_update(of=Partner)
+        partner: Partner | None = self.session.scalar(stmt)
+        return partner
+
     def list_(self, f: PartnerFilter, page: PageRequest) -> RawPage[Partner]:
         stmt = self._select().where(*filter_conditions(self.company_id, f))
         return paginate(self.session, stmt, sorting=PARTNER_SORTING, request=page)
@@ -182,6 +193,61 @@ class PartnerRepository:
                 changed_by_id=actor_id,
             )
         )
+
+    def stage_rows(
+        self,
+        *,
+        numbers: list[int] | None = None,
+        conditions: list[Any] | None = None,
+        lock: bool,
+    ) -> list[Any]:
+        """id, number, customer_stage and version of the selected partners, by number."""
+        stmt = select(Partner.id, Partner.number, Partner.customer_stage, Partner.version).where(
+            Partner.company_id == self.company_id
+        )
+        if numbers is not None:
+            stmt = stmt.where(Partner.number.in_(numbers))
+        stmt = stmt.where(*(conditions or [])).order_by(Partner.number)
+        if lock:
+            stmt = stmt.with_for_update()
+        return list(self.session.execute(stmt).all())
+
+    def bulk_set_stage(
+        self,
+        rows: list[Any],
+        *,
+        stage: str,
+        reason: str,
+        actor_id: uuid.UUID | None,
+        at: datetime,
+    ) -> None:
+        """Set-based: one multi-row INSERT of history and one UPDATE per chunk of partners."""
+        for start in range(0, len(rows), BULK_CHUNK):
+            chunk = rows[start : start + BULK_CHUNK]
+            self.session.execute(
+                insert(StageChange),
+                [
+                    {
+                        "company_id": self.company_id,
+                        "id": uuid.uuid4(),
+                        "seq": r.version + 1,
+                        "partner_id": r.id,
+                        "previous_stage": r.customer_stage,
+                        "stage": stage,
+                        "reason": reason,
+                        "changed_at": at,
+                        "changed_by_id": actor_id,
+                    }
+                    for r in chunk
+                ],
+            )
+            self.session.execute(
+                update(Partner)
+                .where(Partner.company_id == self.company_id, Partner.id.in_([r.id for r in chunk]))
+                .values(customer_stage=stage, version=Partner.version + 1, updated_at=at)
+                .execution_options(synchronize_session=False)
+            )
+        self.session.expire_all()
 
     def stage_history(self, partner: Partner, page: PageRequest) -> RawPage[StageChange]:
         stmt = (

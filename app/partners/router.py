@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from pydantic import AwareDatetime
 
 from app.auth.dependencies import Reader, SessionDep, Writer
 from app.core.errors import problem_responses
 from app.core.http import cached_json_response, json_response, location
 from app.core.pagination import Page, PageRequest, page_params, sort_enum
-from app.core.types import CountryCode, Name
-from app.models.enums import CustomerStage
-from app.partners import service
+from app.idempotency import service as idempotency
+from app.idempotency.service import IdempotencyKeyHeader
+from app.partners import bulk, service
+from app.partners.filters import Filters
 from app.partners.repository import PARTNER_SORTING
 from app.partners.schemas import (
-    MAX_TAGS,
+    BulkStageRequest,
+    BulkStageResult,
     PartnerCreate,
-    PartnerFilter,
     PartnerRead,
     PartnerUpdate,
     StageChangeRead,
 )
-from app.tags.schemas import TagName
 
 router = APIRouter(prefix="/api/v1/partners", tags=["partners"])
 
@@ -36,36 +34,6 @@ IfMatch = Annotated[
 ]
 
 
-def partner_filters(
-    q: Annotated[
-        Name | None, Query(description="Part of the name (any case), or the exact number")
-    ] = None,
-    customer_stage: Annotated[
-        list[CustomerStage] | None, Query(max_length=5, description="Any of these stages")
-    ] = None,
-    tag: Annotated[
-        list[TagName] | None, Query(max_length=MAX_TAGS, description="Has any of these tags")
-    ] = None,
-    owner_id: Annotated[uuid.UUID | None, Query()] = None,
-    country: Annotated[CountryCode | None, Query()] = None,
-    credit_limit_exceeded: Annotated[bool | None, Query()] = None,
-    updated_since: Annotated[
-        AwareDatetime | None, Query(description="Changed at or after (with a time zone)")
-    ] = None,
-) -> PartnerFilter:
-    """The partner list filters, read from the query string."""
-    return PartnerFilter(
-        q=q,
-        customer_stage=customer_stage,
-        tag=tag,
-        owner_id=owner_id,
-        country=country,
-        credit_limit_exceeded=credit_limit_exceeded,
-        updated_since=updated_since,
-    )
-
-
-Filters = Annotated[PartnerFilter, Depends(partner_filters)]
 Paging = Annotated[PageRequest, Depends(page_params)]
 
 
@@ -104,13 +72,30 @@ def list_partners(
     operation_id="create_partner",
     responses=problem_responses(401, 403, 409, 413, 422),
 )
-def create_partner(principal: Writer, session: SessionDep, body: PartnerCreate) -> Response:
-    partner = service.create(session=session, principal=principal, data=body)
-    return json_response(
-        PartnerRead.of(partner),
-        status_code=201,
-        headers=location(f"{router.prefix}/{partner.number}"),
-        etag=True,
+def create_partner(
+    request: Request,
+    principal: Writer,
+    session: SessionDep,
+    body: PartnerCreate,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    def execute(idem: idempotency.Idempotency | None) -> Response:
+        partner = service.create(session=session, principal=principal, data=body, idempotency=idem)
+        return json_response(
+            PartnerRead.of(partner),
+            status_code=201,
+            headers=location(f"{router.prefix}/{partner.number}"),
+            etag=True,
+        )
+
+    return idempotency.run(
+        session=session,
+        company_id=principal.company_id,
+        key=idempotency_key,
+        method="POST",
+        path=request.url.path,
+        body=body,
+        execute=execute,
     )
 
 
@@ -176,4 +161,39 @@ def list_partner_stage_history(
             next_cursor=result.next_cursor,
             total=result.total,
         )
+    )
+
+
+@router.post(
+    "/bulk/customer-stage",
+    response_model=BulkStageResult,
+    operation_id="bulk_set_customer_stage",
+    tags=["partners"],
+    responses=problem_responses(401, 403, 409, 413, 422),
+)
+def bulk_set_customer_stage(
+    request: Request,
+    principal: Writer,
+    session: SessionDep,
+    body: BulkStageRequest,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Set one customer stage on partners chosen by number (1-1000) or by the list filters.
+
+    All or nothing: one unknown number changes nothing (422 `partners_not_found`, with
+    `missing_numbers`). Each real change is written to the stage history (`reason: bulk`).
+    """
+
+    def execute(idem: idempotency.Idempotency | None) -> Response:
+        result = bulk.set_stage(session=session, principal=principal, data=body, idempotency=idem)
+        return json_response(result)
+
+    return idempotency.run(
+        session=session,
+        company_id=principal.company_id,
+        key=idempotency_key,
+        method="POST",
+        path=request.url.path,
+        body=body,
+        execute=execute,
     )

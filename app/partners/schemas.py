@@ -6,7 +6,7 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from pydantic import AwareDatetime, EmailStr, Field, HttpUrl, field_validator
+from pydantic import AwareDatetime, EmailStr, Field, HttpUrl, field_validator, model_validator
 
 from app.core.schemas import RequestModel, ResponseModel
 from app.core.types import (
@@ -207,3 +207,36 @@ def location_rows(company_id: uuid.UUID, items: list[LocationIn]) -> list[Partne
         )
         for index, item in enumerate(items)
     ]
+
+
+class BulkStageRequest(RequestModel):
+    """Exactly one of `numbers` and `filter`."""
+
+    customer_stage: CustomerStage
+    numbers: list[Annotated[int, Field(ge=1, le=2_147_483_647)]] | None = Field(
+        default=None, min_length=1, max_length=1000
+    )
+    filter: PartnerFilter | None = Field(
+        default=None, description="The partner list filters; {} selects every partner"
+    )
+    dry_run: bool = False
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> BulkStageRequest:
+        if (self.numbers is None) == (self.filter is None):
+            raise ValueError("give exactly one of `numbers` and `filter`")
+        return self
+
+
+class BulkStageChange(ResponseModel):
+    number: int
+    previous_stage: CustomerStage | None
+
+
+class BulkStageResult(ResponseModel):
+    customer_stage: CustomerStage
+    dry_run: bool
+    matched: int
+    changed: int
+    unchanged: int
+    changes: list[BulkStageChange]

@@ -14,6 +14,7 @@ from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from app.core.http import check_if_match
 from app.core.pagination import PageRequest, RawPage
 from app.db.base import utcnow
+from app.idempotency.service import Idempotency
 from app.models import Partner, StageChange
 from app.models.enums import StageChangeReason
 from app.partners.repository import PartnerRepository
@@ -96,7 +97,13 @@ def list_(
     return PartnerRepository(session, principal.company_id).list_(filters, page)
 
 
-def create(*, session: Session, principal: Principal, data: PartnerCreate) -> Partner:
+def create(
+    *,
+    session: Session,
+    principal: Principal,
+    data: PartnerCreate,
+    idempotency: Idempotency | None = None,
+) -> Partner:
     repo = PartnerRepository(session, principal.company_id)
     _check_owner(repo, data.owner_id)
     _check_locations(data.locations)
@@ -131,11 +138,20 @@ def create(*, session: Session, principal: Principal, data: PartnerCreate) -> Pa
                 actor_id=principal.user.id,
                 at=now,
             )
-        session.commit()
+        session.flush()
     except IntegrityError as exc:
         session.rollback()
         raise _integrity(exc) from exc
-    return get(session=session, principal=principal, number=partner.number)
+    created = get(session=session, principal=principal, number=partner.number)
+    if idempotency is not None:
+        idempotency.record(
+            session,
+            PartnerRead.of(created),
+            status_code=201,
+            location=f"/api/v1/partners/{created.number}",
+        )
+    session.commit()
+    return created
 
 
 def update(

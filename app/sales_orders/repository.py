@@ -1,0 +1,146 @@
+"""All sales order SQL, and the partner columns that orders maintain."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from app.core.money import quantize_money
+from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
+from app.models import Partner, SalesOrder
+from app.models.enums import UNINVOICED_STATUSES, SalesOrderStatus
+from app.sales_orders.schemas import SalesOrderFilter
+
+
+def _attr(name: str, value_type: type, *, nullable: bool = True) -> SortField:
+    return SortField(
+        getattr(SalesOrder, name), value_type, lambda row: getattr(row, name), nullable=nullable
+    )
+
+
+ORDER_NUMBER = _attr("number", int, nullable=False)
+SALES_ORDER_SORTING = Sorting(
+    fields={
+        "number": ORDER_NUMBER,
+        "order_date": _attr("order_date", date, nullable=False),
+        "delivery_date": _attr("delivery_date", date),
+        "total_base": _attr("total_base", Decimal, nullable=False),
+        "created_at": _attr("created_at", datetime, nullable=False),
+        "updated_at": _attr("updated_at", datetime, nullable=False),
+    },
+    tiebreak=ORDER_NUMBER,
+    default="number",
+)
+
+
+def uninvoiced_total_of(company_id: Any, partner_id: Any) -> Any:
+    """SQL: the sum of base totals of a partner's open and delivered orders."""
+    return (
+        select(func.coalesce(func.sum(SalesOrder.total_base), Decimal("0")))
+        .where(
+            SalesOrder.company_id == company_id,
+            SalesOrder.partner_id == partner_id,
+            SalesOrder.status.in_(UNINVOICED_STATUSES),
+        )
+        .scalar_subquery()
+    )
+
+
+def latest_delivery_date_of(company_id: Any, partner_id: Any) -> Any:
+    """SQL: the latest delivery date of a partner's orders that are not cancelled."""
+    return (
+        select(func.max(SalesOrder.delivery_date))
+        .where(
+            SalesOrder.company_id == company_id,
+            SalesOrder.partner_id == partner_id,
+            SalesOrder.status != SalesOrderStatus.cancelled.value,
+        )
+        .scalar_subquery()
+    )
+
+
+@dataclass
+class SalesOrderRepository:
+    session: Session
+    company_id: uuid.UUID
+
+    def _select(self) -> Any:
+        return (
+            select(SalesOrder)
+            .where(SalesOrder.company_id == self.company_id)
+            .options(
+                selectinload(SalesOrder.lines),
+                joinedload(SalesOrder.partner),
+                joinedload(SalesOrder.owner),
+            )
+        )
+
+    def get(self, number: int, *, for_update: bool = False) -> SalesOrder | None:
+        stmt = (
+            self._select()
+            .where(SalesOrder.number == number)
+            .execution_options(populate_existing=True)
+        )
+        if for_update:
+            stmt = stmt.with_for_update(of=SalesOrder)
+        order: SalesOrder | None = self.session.scalar(stmt)
+        return order
+
+    def partner_id_of(self, number: int) -> uuid.UUID | None:
+        return self.session.scalar(
+            select(SalesOrder.partner_id).where(
+                SalesOrder.company_id == self.company_id, SalesOrder.number == number
+            )
+        )
+
+    def list_(self, f: SalesOrderFilter, page: PageRequest) -> RawPage[SalesOrder]:
+        stmt = self._select().where(*self._conditions(f))
+        return paginate(self.session, stmt, sorting=SALES_ORDER_SORTING, request=page)
+
+    def _conditions(self, f: SalesOrderFilter) -> list[Any]:
+        conditions: list[Any] = []
+        if f.partner_number is not None:
+            conditions.append(
+                SalesOrder.partner_id
+                == select(Partner.id)
+                .where(Partner.company_id == self.company_id, Partner.number == f.partner_number)
+                .scalar_subquery()
+            )
+        if f.status:
+            conditions.append(SalesOrder.status.in_([s.value for s in f.status]))
+        if f.delivery_date_from is not None:
+            conditions.append(SalesOrder.delivery_date >= f.delivery_date_from)
+        if f.delivery_date_to is not None:
+            conditions.append(SalesOrder.delivery_date <= f.delivery_date_to)
+        if f.credit_warning is not None:
+            warned = and_(
+                SalesOrder.status.in_(UNINVOICED_STATUSES),
+                select(Partner.credit_limit_exceeded)
+                .where(Partner.company_id == self.company_id, Partner.id == SalesOrder.partner_id)
+                .scalar_subquery()
+                .is_(True),
+            )
+            conditions.append(warned if f.credit_warning else ~warned)
+        if f.updated_since is not None:
+            conditions.append(SalesOrder.updated_at >= f.updated_since)
+        return conditions
+
+    def add(self, order: SalesOrder) -> None:
+        self.session.add(order)
+        self.session.flush()
+
+    def partner_totals(self, partner_id: uuid.UUID) -> tuple[Decimal, date | None]:
+        """The partner's uninvoiced total and latest delivery date, from its orders."""
+        row = self.session.execute(
+            select(
+                uninvoiced_total_of(self.company_id, partner_id),
+                latest_delivery_date_of(self.company_id, partner_id),
+            )
+        ).one()
+        return quantize_money(Decimal(str(row[0]))), row[1]

@@ -1,0 +1,177 @@
+"""Sales order routes."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from pydantic import AwareDatetime
+
+from app.auth.dependencies import Reader, SessionDep, Writer
+from app.core.errors import problem_responses
+from app.core.http import cached_json_response, json_response, location
+from app.core.pagination import Page, PageRequest, page_params, sort_enum
+from app.idempotency import service as idempotency
+from app.idempotency.service import IdempotencyKeyHeader
+from app.models.enums import SalesOrderStatus
+from app.sales_orders import service
+from app.sales_orders.repository import SALES_ORDER_SORTING
+from app.sales_orders.schemas import (
+    SalesOrderCreate,
+    SalesOrderFilter,
+    SalesOrderRead,
+    SalesOrderUpdate,
+)
+
+router = APIRouter(prefix="/api/v1/sales-orders", tags=["sales orders"])
+
+SalesOrderSort = sort_enum("SalesOrderSort", SALES_ORDER_SORTING)
+OrderNumber = Annotated[int, Path(ge=1, le=2_147_483_647, description="The order number")]
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", max_length=1000, description="ETag from a previous read"),
+]
+
+
+def order_filters(
+    partner_number: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
+    status: Annotated[
+        list[SalesOrderStatus] | None, Query(max_length=4, description="Any of these statuses")
+    ] = None,
+    delivery_date_from: Annotated[date | None, Query()] = None,
+    delivery_date_to: Annotated[date | None, Query()] = None,
+    credit_warning: Annotated[bool | None, Query()] = None,
+    updated_since: Annotated[
+        AwareDatetime | None, Query(description="Changed at or after (with a time zone)")
+    ] = None,
+) -> SalesOrderFilter:
+    return SalesOrderFilter(
+        partner_number=partner_number,
+        status=status,
+        delivery_date_from=delivery_date_from,
+        delivery_date_to=delivery_date_to,
+        credit_warning=credit_warning,
+        updated_since=updated_since,
+    )
+
+
+def _path(number: int) -> str:
+    return f"{router.prefix}/{number}"
+
+
+@router.get(
+    "",
+    response_model=Page[SalesOrderRead],
+    operation_id="list_sales_orders",
+    responses=problem_responses(401, 403, 422),
+)
+def list_sales_orders(
+    principal: Reader,
+    session: SessionDep,
+    filters: Annotated[SalesOrderFilter, Depends(order_filters)],
+    page: Annotated[PageRequest, Depends(page_params)],
+    sort: Annotated[SalesOrderSort | None, Query(description="Field; prefix - to reverse")] = None,  # type: ignore[valid-type]
+) -> Response:
+    result = service.list_(
+        session=session,
+        principal=principal,
+        filters=filters,
+        page=PageRequest(page.limit, page.cursor, page.include_total, sort),
+    )
+    base = principal.company.base_currency
+    return json_response(
+        Page[SalesOrderRead](
+            items=[service.read(o, base) for o in result.rows],
+            next_cursor=result.next_cursor,
+            total=result.total,
+        )
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=SalesOrderRead,
+    operation_id="create_sales_order",
+    responses=problem_responses(401, 403, 409, 413, 422),
+)
+def create_sales_order(
+    request: Request,
+    principal: Writer,
+    session: SessionDep,
+    body: SalesOrderCreate,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    def execute(idem: idempotency.Idempotency | None) -> Response:
+        order = service.create(session=session, principal=principal, data=body, idempotency=idem)
+        return json_response(
+            service.read(order, principal.company.base_currency),
+            status_code=201,
+            headers=location(_path(order.number)),
+            etag=True,
+        )
+
+    return idempotency.run(
+        session=session,
+        company_id=principal.company_id,
+        key=idempotency_key,
+        method="POST",
+        path=request.url.path,
+        body=body,
+        execute=execute,
+    )
+
+
+@router.get(
+    "/{number}",
+    response_model=SalesOrderRead,
+    operation_id="get_sales_order",
+    responses=problem_responses(304, 401, 403, 404, 422),
+)
+def get_sales_order(
+    request: Request, principal: Reader, session: SessionDep, number: OrderNumber
+) -> Response:
+    order = service.get(session=session, principal=principal, number=number)
+    return cached_json_response(request, service.read(order, principal.company.base_currency))
+
+
+@router.patch(
+    "/{number}",
+    response_model=SalesOrderRead,
+    operation_id="update_sales_order",
+    responses=problem_responses(401, 403, 404, 409, 412, 413, 422),
+)
+def update_sales_order(
+    principal: Writer,
+    session: SessionDep,
+    number: OrderNumber,
+    body: SalesOrderUpdate,
+    if_match: IfMatch = None,
+) -> Response:
+    order = service.update(
+        session=session, principal=principal, number=number, data=body, if_match=if_match
+    )
+    return json_response(service.read(order, principal.company.base_currency), etag=True)
+
+
+def _transition_route(action: str, summary: str) -> None:
+    @router.post(
+        f"/{{number}}/{action}",
+        response_model=SalesOrderRead,
+        operation_id=f"{action}_sales_order",
+        summary=summary,
+        responses=problem_responses(401, 403, 404, 409, 422),
+    )
+    def transition(principal: Writer, session: SessionDep, number: OrderNumber) -> Response:
+        order = service.transition(
+            session=session, principal=principal, number=number, action=action
+        )
+        return json_response(service.read(order, principal.company.base_currency), etag=True)
+
+    transition.__name__ = f"{action}_sales_order"
+
+
+_transition_route("deliver", "Mark an open order delivered")
+_transition_route("invoice", "Mark an open or delivered order invoiced")
+_transition_route("cancel", "Cancel an open order")

@@ -1,0 +1,169 @@
+"""Sales order request and response schemas."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BeforeValidator, Field, WithJsonSchema
+
+from app.core.schemas import RequestModel, ResponseModel
+from app.core.types import (
+    CurrencyCode,
+    Decimal6,
+    Money,
+    NonNegativeMoneyIn,
+    Text100,
+    UTCDateTime,
+    clean_text,
+)
+from app.models.enums import SalesOrderStatus
+from app.users.schemas import UserRef
+
+MAX_LINES = 500
+_DECIMAL6 = re.compile(r"^\d{1,12}(\.\d{1,6})?$")
+
+
+def _decimal6(value: Any) -> Any:
+    if isinstance(value, str) and not _DECIMAL6.match(value):
+        raise ValueError('must be a positive number with at most 6 decimals, e.g. "2.5"')
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return value
+
+
+def _decimal6_schema(description: str, example: str) -> WithJsonSchema:
+    return WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\d{1,12}(\.\d{1,6})?$"},
+                {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 10**12},
+            ],
+            "description": description,
+            "examples": [example],
+        },
+        mode="validation",
+    )
+
+
+Quantity = Annotated[
+    Decimal,
+    BeforeValidator(_decimal6),
+    Field(gt=0, max_digits=18, decimal_places=6, allow_inf_nan=False),
+    _decimal6_schema("Quantity > 0, at most 6 decimals", "2.5"),
+]
+ExchangeRate = Annotated[
+    Decimal,
+    BeforeValidator(_decimal6),
+    Field(gt=0, max_digits=18, decimal_places=6, allow_inf_nan=False),
+    _decimal6_schema("Base currency per unit of the order currency, at most 6 decimals", "7.45"),
+]
+DiscountPercent = Annotated[
+    Decimal,
+    BeforeValidator(_decimal6),
+    Field(ge=0, le=100, max_digits=5, decimal_places=2, allow_inf_nan=False),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^(100(\.0{1,2})?|\d{1,2}(\.\d{1,2})?)$"},
+                {"type": "number", "minimum": 0, "maximum": 100, "multipleOf": 0.01},
+            ],
+            "description": "0-100, at most 2 decimals",
+        },
+        mode="validation",
+    ),
+]
+Description = Annotated[
+    str,
+    Field(min_length=1, max_length=500),
+    BeforeValidator(lambda v: clean_text(v.strip()) if isinstance(v, str) else v),
+]
+Sku = Annotated[
+    str,
+    Field(min_length=1, max_length=64),
+    BeforeValidator(lambda v: clean_text(v.strip()) if isinstance(v, str) else v),
+]
+
+
+class LineIn(RequestModel):
+    description: Description
+    sku: Sku | None = None
+    quantity: Quantity
+    unit_price: NonNegativeMoneyIn
+    discount_percent: DiscountPercent = Decimal("0")
+
+
+class LineRead(ResponseModel):
+    description: str
+    sku: str | None
+    quantity: Decimal6
+    unit_price: Money
+    discount_percent: Decimal6
+    total: Money
+
+
+class SalesOrderCreate(RequestModel):
+    partner_number: int = Field(ge=1, le=2_147_483_647)
+    order_date: date | None = Field(default=None, description="Defaults to today (UTC)")
+    delivery_date: date | None = None
+    currency: CurrencyCode | None = Field(default=None, description="Defaults to the partner's")
+    exchange_rate: ExchangeRate | None = Field(
+        default=None,
+        description="Required when the currency is not the company's base currency; "
+        "must be 1 (or left out) when it is.",
+    )
+    reference: Text100 | None = None
+    owner_id: uuid.UUID | None = Field(default=None, description="Defaults to the partner's owner")
+    lines: list[LineIn] = Field(min_length=1, max_length=MAX_LINES)
+
+
+class SalesOrderUpdate(RequestModel):
+    """Only `open` orders can be edited; `lines` replaces every line."""
+
+    order_date: date = Field(default=None)
+    delivery_date: date | None = None
+    currency: CurrencyCode = Field(default=None)
+    exchange_rate: ExchangeRate = Field(default=None)
+    reference: Text100 | None = None
+    owner_id: uuid.UUID | None = None
+    lines: list[LineIn] = Field(default=None, min_length=1, max_length=MAX_LINES)
+
+
+class Warning(ResponseModel):
+    code: str
+    message: str
+
+
+class SalesOrderRead(ResponseModel):
+    id: uuid.UUID
+    number: int
+    partner_number: int
+    status: SalesOrderStatus
+    order_date: date
+    delivery_date: date | None
+    currency: str
+    exchange_rate: Decimal6
+    reference: str | None
+    owner: UserRef | None
+    lines: list[LineRead]
+    total: Money
+    total_base: Money
+    credit_warning: bool
+    warnings: list[Warning]
+    created_at: UTCDateTime
+    updated_at: UTCDateTime
+    delivered_at: UTCDateTime | None
+    invoiced_at: UTCDateTime | None
+    cancelled_at: UTCDateTime | None
+
+
+class SalesOrderFilter(RequestModel):
+    partner_number: int | None = None
+    status: list[SalesOrderStatus] | None = None
+    delivery_date_from: date | None = None
+    delivery_date_to: date | None = None
+    credit_warning: bool | None = None
+    updated_since: AwareDatetime | None = None

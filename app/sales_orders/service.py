@@ -1,0 +1,355 @@
+"""Sales order use-cases.
+
+Every write locks the order's partner row first, then changes the order, then recomputes the
+partner's maintained columns (uninvoiced total, latest delivery date) from its orders, all in
+one transaction. Writers of one partner therefore take turns, and each recomputation sees
+every order committed before it: the columns stay exact under concurrent writers.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy.orm import Session
+
+from app.auth.dependencies import Principal
+from app.companies.repository import next_number
+from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from app.core.http import check_if_match
+from app.core.money import CENT, format_money
+from app.core.pagination import PageRequest, RawPage
+from app.db.base import utcnow
+from app.idempotency.service import Idempotency
+from app.models import Partner, SalesOrder, SalesOrderLine
+from app.models.enums import (
+    UNINVOICED_STATUSES,
+    CreditEnforcement,
+    CustomerStage,
+    SalesOrderStatus,
+    StageChangeReason,
+)
+from app.partners.repository import PartnerRepository
+from app.sales_orders.repository import SalesOrderRepository
+from app.sales_orders.schemas import (
+    LineIn,
+    SalesOrderCreate,
+    SalesOrderFilter,
+    SalesOrderRead,
+    SalesOrderUpdate,
+)
+
+HUNDRED = Decimal(100)
+
+# Allowed transitions: action -> (statuses it may start from, status it leads to).
+TRANSITIONS: dict[str, tuple[tuple[SalesOrderStatus, ...], SalesOrderStatus]] = {
+    "deliver": ((SalesOrderStatus.open,), SalesOrderStatus.delivered),
+    "invoice": ((SalesOrderStatus.open, SalesOrderStatus.delivered), SalesOrderStatus.invoiced),
+    "cancel": ((SalesOrderStatus.open,), SalesOrderStatus.cancelled),
+}
+
+
+def line_total(quantity: Decimal, unit_price: Decimal, discount_percent: Decimal) -> Decimal:
+    """quantity x unit price x (1 - discount/100), rounded half-up to the cent."""
+    exact = quantity * unit_price * (HUNDRED - discount_percent) / HUNDRED
+    return exact.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def base_total(total: Decimal, exchange_rate: Decimal) -> Decimal:
+    return (total * exchange_rate).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _line_rows(order: SalesOrder, items: list[LineIn]) -> list[SalesOrderLine]:
+    return [
+        SalesOrderLine(
+            company_id=order.company_id,
+            position=index,
+            description=item.description,
+            sku=item.sku,
+            quantity=item.quantity,
+            unit_price=item.unit_price,
+            discount_percent=item.discount_percent,
+            total=line_total(item.quantity, item.unit_price, item.discount_percent),
+        )
+        for index, item in enumerate(items)
+    ]
+
+
+def _exchange_rate(
+    base_currency: str, currency: str, rate: Decimal | None, *, field: str = "exchange_rate"
+) -> Decimal:
+    if currency == base_currency:
+        if rate is not None and rate != 1:
+            raise ValidationFailed(
+                f"The order is in the base currency {base_currency}: the exchange rate is 1.",
+                code="invalid_exchange_rate",
+                errors=[
+                    FieldError(
+                        ("body", field), "must be 1 for the base currency", "invalid_exchange_rate"
+                    )
+                ],
+            )
+        return Decimal(1)
+    if rate is None:
+        raise ValidationFailed(
+            f"An order in {currency} needs an exchange rate to {base_currency}.",
+            code="exchange_rate_required",
+            errors=[
+                FieldError(
+                    ("body", field),
+                    f"required when the currency is not {base_currency}",
+                    "exchange_rate_required",
+                )
+            ],
+        )
+    return rate
+
+
+def credit_warning(order: SalesOrder) -> bool:
+    return bool(order.partner.credit_limit_exceeded) and order.status in UNINVOICED_STATUSES
+
+
+def read(order: SalesOrder, base_currency: str) -> SalesOrderRead:
+    warn = credit_warning(order)
+    partner = order.partner
+    warnings = []
+    if warn:
+        balance = partner.debtor_balance or Decimal(0)
+        limit = partner.credit_limit or Decimal(0)
+        warnings.append(
+            {
+                "code": "credit_limit_exceeded",
+                "message": f"Partner {partner.number} is over its credit limit: balance "
+                f"{format_money(balance)} {base_currency}, limit {format_money(limit)} "
+                f"{base_currency}.",
+            }
+        )
+    return SalesOrderRead.model_validate(
+        {
+            "id": order.id,
+            "number": order.number,
+            "partner_number": partner.number,
+            "status": order.status,
+            "order_date": order.order_date,
+            "delivery_date": order.delivery_date,
+            "currency": order.currency,
+            "exchange_rate": order.exchange_rate,
+            "reference": order.reference,
+            "owner": order.owner,
+            "lines": order.lines,
+            "total": order.total,
+            "total_base": order.total_base,
+            "credit_warning": warn,
+            "warnings": warnings,
+            "created_at": order.created_at,
+            "updated_at": order.updated_at,
+            "delivered_at": order.delivered_at,
+            "invoiced_at": order.invoiced_at,
+            "cancelled_at": order.cancelled_at,
+        }
+    )
+
+
+def _not_found(number: int) -> NotFound:
+    return NotFound(f"Sales order {number} does not exist.", code="sales_order_not_found")
+
+
+def _refresh_partner(session: Session, partner: Partner, orders: SalesOrderRepository) -> None:
+    session.flush()
+    uninvoiced, latest = orders.partner_totals(partner.id)
+    if partner.uninvoiced_total != uninvoiced or partner.latest_sales_delivery_date != latest:
+        partner.uninvoiced_total = uninvoiced
+        partner.latest_sales_delivery_date = latest
+        partner.updated_at = utcnow()
+        session.flush()
+
+
+def _lock_partner_of(session: Session, principal: Principal, number: int) -> Partner:
+    """Lock the partner of order ``number`` (before the order: one lock order everywhere)."""
+    orders = SalesOrderRepository(session, principal.company_id)
+    partner_id = orders.partner_id_of(number)
+    if partner_id is None:
+        raise _not_found(number)
+    partner = PartnerRepository(session, principal.company_id).get_by_id(
+        partner_id, for_update=True
+    )
+    if partner is None:  # pragma: no cover - the foreign key makes this impossible
+        raise _not_found(number)
+    return partner
+
+
+def get(*, session: Session, principal: Principal, number: int) -> SalesOrder:
+    order = SalesOrderRepository(session, principal.company_id).get(number)
+    if order is None:
+        raise _not_found(number)
+    return order
+
+
+def list_(
+    *, session: Session, principal: Principal, filters: SalesOrderFilter, page: PageRequest
+) -> RawPage[SalesOrder]:
+    return SalesOrderRepository(session, principal.company_id).list_(filters, page)
+
+
+def create(
+    *,
+    session: Session,
+    principal: Principal,
+    data: SalesOrderCreate,
+    idempotency: Idempotency | None = None,
+) -> SalesOrder:
+    partners = PartnerRepository(session, principal.company_id)
+    orders = SalesOrderRepository(session, principal.company_id)
+    partner = partners.get(data.partner_number, for_update=True)
+    if partner is None:
+        raise ValidationFailed(
+            f"Partner {data.partner_number} does not exist.",
+            code="unknown_partner",
+            errors=[FieldError(("body", "partner_number"), "no such partner", "unknown_partner")],
+        )
+    if data.owner_id is not None and not partners.owner_exists(data.owner_id):
+        raise ValidationFailed(
+            f"User {data.owner_id} does not exist.",
+            code="unknown_owner",
+            errors=[FieldError(("body", "owner_id"), "no such user", "unknown_owner")],
+        )
+    company = principal.company
+    if (
+        partner.credit_limit_exceeded
+        and company.credit_enforcement == CreditEnforcement.block.value
+    ):
+        raise ValidationFailed(
+            f"Partner {partner.number} is over its credit limit; the company blocks new orders.",
+            code="credit_limit_exceeded",
+            errors=[
+                FieldError(
+                    ("body", "partner_number"), "over its credit limit", "credit_limit_exceeded"
+                )
+            ],
+        )
+    currency = data.currency or partner.currency
+    rate = _exchange_rate(company.base_currency, currency, data.exchange_rate)
+    now = utcnow()
+    order = SalesOrder(
+        company_id=principal.company_id,
+        number=next_number(session, principal.company_id, "sales_order"),
+        partner_id=partner.id,
+        status=SalesOrderStatus.open.value,
+        order_date=data.order_date or datetime.now(UTC).date(),
+        delivery_date=data.delivery_date,
+        currency=currency,
+        exchange_rate=rate,
+        reference=data.reference,
+        owner_id=data.owner_id if data.owner_id is not None else partner.owner_id,
+        created_at=now,
+        updated_at=now,
+    )
+    order.lines = _line_rows(order, data.lines)
+    order.total = sum((line.total for line in order.lines), Decimal("0.00"))
+    order.total_base = base_total(order.total, rate)
+    orders.add(order)
+    previous_stage = partner.customer_stage
+    if previous_stage != CustomerStage.active.value:
+        partner.customer_stage = CustomerStage.active.value
+        partner.updated_at = now
+        session.flush()
+        partners.add_stage_change(
+            partner,
+            previous=previous_stage,
+            reason=StageChangeReason.sales_order_created,
+            actor_id=principal.user.id,
+            at=now,
+        )
+    _refresh_partner(session, partner, orders)
+    created = orders.get(order.number)
+    assert created is not None
+    if idempotency is not None:
+        idempotency.record(
+            session,
+            read(created, company.base_currency),
+            status_code=201,
+            location=f"/api/v1/sales-orders/{created.number}",
+        )
+    session.commit()
+    return created
+
+
+def update(
+    *,
+    session: Session,
+    principal: Principal,
+    number: int,
+    data: SalesOrderUpdate,
+    if_match: str | None,
+) -> SalesOrder:
+    partner = _lock_partner_of(session, principal, number)
+    orders = SalesOrderRepository(session, principal.company_id)
+    order = orders.get(number, for_update=True)
+    if order is None:
+        raise _not_found(number)
+    base_currency = principal.company.base_currency
+    check_if_match(if_match, read(order, base_currency))
+    if order.status != SalesOrderStatus.open.value:
+        raise Conflict(
+            f"Sales order {number} is {order.status}; only open orders can be edited.",
+            code="sales_order_not_editable",
+        )
+    fields = data.model_fields_set
+    if not fields:
+        return order
+    if "owner_id" in fields and data.owner_id is not None:
+        if not PartnerRepository(session, principal.company_id).owner_exists(data.owner_id):
+            raise ValidationFailed(
+                f"User {data.owner_id} does not exist.",
+                code="unknown_owner",
+                errors=[FieldError(("body", "owner_id"), "no such user", "unknown_owner")],
+            )
+    currency = data.currency if "currency" in fields else order.currency
+    if "exchange_rate" in fields:
+        rate_in: Decimal | None = data.exchange_rate
+    elif "currency" in fields and currency != order.currency:
+        rate_in = None  # a new currency needs its own rate
+    else:
+        rate_in = order.exchange_rate if currency != base_currency else None
+    rate = _exchange_rate(base_currency, currency, rate_in)
+    for field in ("order_date", "delivery_date", "reference", "owner_id"):
+        if field in fields:
+            setattr(order, field, getattr(data, field))
+    order.currency = currency
+    order.exchange_rate = rate
+    if data.lines is not None:
+        order.lines.clear()
+        session.flush()
+        order.lines.extend(_line_rows(order, data.lines))
+    order.total = sum((line.total for line in order.lines), Decimal("0.00"))
+    order.total_base = base_total(order.total, rate)
+    order.updated_at = utcnow()
+    _refresh_partner(session, partner, orders)
+    session.commit()
+    updated = orders.get(number)
+    assert updated is not None
+    return updated
+
+
+def transition(*, session: Session, principal: Principal, number: int, action: str) -> SalesOrder:
+    partner = _lock_partner_of(session, principal, number)
+    orders = SalesOrderRepository(session, principal.company_id)
+    order = orders.get(number, for_update=True)
+    if order is None:
+        raise _not_found(number)
+    sources, target = TRANSITIONS[action]
+    if order.status not in sources:
+        raise Conflict(
+            f"Sales order {number} is {order.status}; it cannot be {target.value} from there.",
+            code="invalid_status_transition",
+            extra={"status": order.status, "action": action},
+        )
+    now = utcnow()
+    order.status = target.value
+    order.updated_at = now
+    setattr(order, f"{target.value}_at", now)
+    _refresh_partner(session, partner, orders)
+    session.commit()
+    done = orders.get(number)
+    assert done is not None
+    return done
