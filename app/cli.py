@@ -199,5 +199,31 @@ def demo() -> None:
     typer.echo(secret)
 
 
+@cli.command()
+@friendly
+def check(
+    company: Annotated[str, typer.Option(help="Company slug")],
+    repair: Annotated[bool, typer.Option(help="Fix the drift found")] = False,
+) -> None:
+    """Recompute partners' uninvoiced totals and latest delivery dates from their orders and
+    report any drift (exit 1 when drift is found and not repaired)."""
+    from app.companies.service import require_by_slug
+    from app.sales_orders.service import check_partner_totals
+
+    with session_scope() as session:
+        found = require_by_slug(session, company)
+        drift = check_partner_totals(session=session, company_id=found.id, repair=repair)
+    for d in drift:
+        typer.echo(
+            f"partner {d.number}: uninvoiced_total {d.uninvoiced_total} "
+            f"(orders say {d.expected_uninvoiced_total}), latest_sales_delivery_date "
+            f"{d.latest_sales_delivery_date} (orders say {d.expected_latest_sales_delivery_date})"
+        )
+    verdict = "repaired" if repair else "found"
+    typer.echo(f"{len(drift)} partner(s) with drift {verdict}", err=True)
+    if drift and not repair:
+        raise typer.Exit(code=1)
+
+
 def main() -> None:
     cli()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy.orm import Session
@@ -13,6 +14,8 @@ from app.companies.repository import get_by_slug
 from app.models.enums import CustomerStage, Scope
 from app.partners import service as partners
 from app.partners.schemas import LocationIn, PartnerCreate
+from app.sales_orders import service as sales_orders
+from app.sales_orders.schemas import LineIn, SalesOrderCreate
 from app.tags import service as tags
 from app.tags.schemas import TagCreate
 from app.users import service as users
@@ -32,6 +35,64 @@ _PARTNERS = [
     ("Amsterdam Organics B.V.", "NL", ["Organic", "Export"], CustomerStage.active, "75000.00", 0),
     ("Packaging Supplies Ltd", "GB", [], None, None, None),
 ]
+
+
+# (partner number, days from today to delivery, currency, rate, lines, then what happens to it)
+_ORDERS: list[
+    tuple[int, int, str | None, str | None, list[tuple[str, str, str, str]], str | None]
+] = [
+    (
+        1,
+        5,
+        None,
+        None,
+        [("Rye bread 1 kg", "120", "18.50", "5"), ("Butter 250 g", "60", "21.95", "0")],
+        None,
+    ),
+    (1, -20, None, None, [("Sourdough 800 g", "200", "24.00", "10")], "invoice"),
+    (3, 12, "EUR", "7.4603", [("Smoked salmon 200 g", "150", "6.80", "0")], None),
+    (3, -3, "EUR", "7.4580", [("Pickled herring 500 g", "80", "4.25", "2.5")], "deliver"),
+    (4, 30, "SEK", "0.6521", [("Crispbread 250 g", "500", "24.90", "0")], "cancel"),
+    (
+        7,
+        9,
+        "EUR",
+        "7.4610",
+        [("Organic oats 1 kg", "300", "2.15", "0"), ("Honey 450 g", "40", "5.60", "0")],
+        None,
+    ),
+    (7, -40, "EUR", "7.4555", [("Organic flour 2 kg", "250", "3.05", "0")], "deliver"),
+    (2, 2, None, None, [("Cinnamon buns", "96", "9.75", "0")], None),
+]
+
+
+def _make_orders(session: Session, principal: Principal) -> None:
+    today = datetime.now(UTC).date()
+    for number, days, currency, rate, lines, then in _ORDERS:
+        order = sales_orders.create(
+            session=session,
+            principal=principal,
+            data=SalesOrderCreate(
+                partner_number=number,
+                order_date=today - timedelta(days=7),
+                delivery_date=today + timedelta(days=days),
+                currency=currency,
+                exchange_rate=Decimal(rate) if rate else None,
+                lines=[
+                    LineIn(
+                        description=d,
+                        quantity=Decimal(q),
+                        unit_price=Decimal(p),
+                        discount_percent=Decimal(disc),
+                    )
+                    for d, q, p, disc in lines
+                ],
+            ),
+        )
+        if then:
+            sales_orders.transition(
+                session=session, principal=principal, number=order.number, action=then
+            )
 
 
 def ensure_demo(session: Session) -> str:
@@ -75,6 +136,7 @@ def ensure_demo(session: Session) -> str:
                     locations=[LocationIn(name="Head office", country=country, is_primary=True)],
                 ),
             )
+        _make_orders(session, principal)
     admin_user = UserRepository(session, company.id).get_by_email(ADMIN_EMAIL)
     if admin_user is None:
         admin_user = users.create(

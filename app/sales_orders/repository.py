@@ -8,11 +8,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.core.money import quantize_money
 from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
+from app.db.base import utcnow
 from app.models import Partner, SalesOrder
 from app.models.enums import UNINVOICED_STATUSES, SalesOrderStatus
 from app.sales_orders.schemas import SalesOrderFilter
@@ -144,3 +145,49 @@ class SalesOrderRepository:
             )
         ).one()
         return quantize_money(Decimal(str(row[0]))), row[1]
+
+
+def partner_total_drift(session: Session, company_id: uuid.UUID) -> list[Any]:
+    """Partners whose stored uninvoiced total or latest delivery date differ from their orders."""
+    uninvoiced = uninvoiced_total_of(Partner.company_id, Partner.id)
+    latest = latest_delivery_date_of(Partner.company_id, Partner.id)
+    computed = (
+        select(
+            Partner.id,
+            Partner.number,
+            Partner.uninvoiced_total,
+            Partner.latest_sales_delivery_date,
+            uninvoiced.label("expected_uninvoiced_total"),
+            latest.label("expected_latest_sales_delivery_date"),
+        )
+        .where(Partner.company_id == company_id)
+        .subquery()
+    )
+    stmt = (
+        select(computed)
+        .where(
+            (computed.c.uninvoiced_total != computed.c.expected_uninvoiced_total)
+            | computed.c.latest_sales_delivery_date.is_distinct_from(
+                computed.c.expected_latest_sales_delivery_date
+            )
+        )
+        .order_by(computed.c.number)
+    )
+    return list(session.execute(stmt).all())
+
+
+def repair_partner_totals(session: Session, company_id: uuid.UUID, partner_ids: list[Any]) -> None:
+    """Recompute the maintained columns of these partners from their orders (set-based)."""
+    for start in range(0, len(partner_ids), 1000):
+        chunk = partner_ids[start : start + 1000]
+        session.execute(
+            update(Partner)
+            .where(Partner.company_id == company_id, Partner.id.in_(chunk))
+            .values(
+                uninvoiced_total=uninvoiced_total_of(Partner.company_id, Partner.id),
+                latest_sales_delivery_date=latest_delivery_date_of(Partner.company_id, Partner.id),
+                version=Partner.version + 1,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )

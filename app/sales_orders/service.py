@@ -8,7 +8,9 @@ every order committed before it: the columns stay exact under concurrent writers
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy.orm import Session
@@ -17,7 +19,7 @@ from app.auth.dependencies import Principal
 from app.companies.repository import next_number
 from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from app.core.http import check_if_match
-from app.core.money import CENT, format_money
+from app.core.money import CENT, format_money, quantize_money
 from app.core.pagination import PageRequest, RawPage
 from app.db.base import utcnow
 from app.idempotency.service import Idempotency
@@ -30,7 +32,11 @@ from app.models.enums import (
     StageChangeReason,
 )
 from app.partners.repository import PartnerRepository
-from app.sales_orders.repository import SalesOrderRepository
+from app.sales_orders.repository import (
+    SalesOrderRepository,
+    partner_total_drift,
+    repair_partner_totals,
+)
 from app.sales_orders.schemas import (
     LineIn,
     SalesOrderCreate,
@@ -353,3 +359,33 @@ def transition(*, session: Session, principal: Principal, number: int, action: s
     done = orders.get(number)
     assert done is not None
     return done
+
+
+@dataclass(frozen=True)
+class Drift:
+    number: int
+    uninvoiced_total: Decimal
+    expected_uninvoiced_total: Decimal
+    latest_sales_delivery_date: date | None
+    expected_latest_sales_delivery_date: date | None
+
+
+def check_partner_totals(
+    *, session: Session, company_id: uuid.UUID, repair: bool = False
+) -> list[Drift]:
+    """Compare each partner's maintained columns with its orders; optionally fix the drift."""
+    rows = partner_total_drift(session, company_id)
+    drift = [
+        Drift(
+            number=row.number,
+            uninvoiced_total=row.uninvoiced_total,
+            expected_uninvoiced_total=quantize_money(Decimal(str(row.expected_uninvoiced_total))),
+            latest_sales_delivery_date=row.latest_sales_delivery_date,
+            expected_latest_sales_delivery_date=row.expected_latest_sales_delivery_date,
+        )
+        for row in rows
+    ]
+    if repair and rows:
+        repair_partner_totals(session, company_id, [row.id for row in rows])
+        session.commit()
+    return drift
