@@ -1,8 +1,6 @@
 import uuid
 
-from pydantic import Field
-
-from app.core.schemas import RequestModel, ResponseModel
+from app.core.schemas import RequestModel, ResponseModel, omittable
 from app.core.types import Name, UTCDateTime
 from app.models.enums import CreditCheck, CreditEnforcement
 
@@ -21,6 +19,6 @@ class CompanyRead(ResponseModel):
 class CompanyUpdate(RequestModel):
     """`slug` and `base_currency` are fixed at creation."""
 
-    name: Name = Field(default=None)
-    credit_check: CreditCheck = Field(default=None)
-    credit_enforcement: CreditEnforcement = Field(default=None)
+    name: Name = omittable()
+    credit_check: CreditCheck = omittable()
+    credit_enforcement: CreditEnforcement = omittable()

@@ -1,6 +1,8 @@
 """Base classes for request and response schemas."""
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class RequestModel(BaseModel):
@@ -11,3 +13,9 @@ class RequestModel(BaseModel):
 
 class ResponseModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+def omittable(**kwargs: Any) -> Any:
+    """A PATCH field that may be left out but, when sent, may not be null (it has no empty
+    value). The contract shows it as non-nullable; leaving it out changes nothing."""
+    return Field(default=None, **kwargs)

@@ -79,7 +79,7 @@ def export_crm_overview_csv(
         bool, Query(description="Start with a UTF-8 byte-order mark, for spreadsheets")
     ] = True,
 ) -> StreamingResponse:
-    sort_value = sort.value if sort else None
+    sort_value: str | None = sort.value if sort else None  # type: ignore[attr-defined]
     # Fail on a bad sort now, as a 422, rather than in the middle of the stream.
     OVERVIEW_SORTING.parse(sort_value)
 

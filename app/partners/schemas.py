@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, EmailStr, Field, HttpUrl, field_validator, model_validator
 
-from app.core.schemas import RequestModel, ResponseModel
+from app.core.schemas import RequestModel, ResponseModel, omittable
 from app.core.types import (
     CountryCode,
     CurrencyCode,
@@ -94,11 +94,11 @@ class PartnerUpdate(_PartnerFields):
     """Only the fields sent are changed; `tags` and `locations` replace the whole list."""
 
     # Optional to send, but never null: these fields have no empty value.
-    name: Name = Field(default=None)
-    country: CountryCode = Field(default=None)
-    currency: CurrencyCode = Field(default=None)
-    tags: list[TagName] = Field(default=None, max_length=MAX_TAGS)
-    locations: list[LocationIn] = Field(default=None, max_length=MAX_LOCATIONS)
+    name: Name = omittable()
+    country: CountryCode = omittable()
+    currency: CurrencyCode = omittable()
+    tags: list[TagName] = omittable(max_length=MAX_TAGS)
+    locations: list[LocationIn] = omittable(max_length=MAX_LOCATIONS)
 
 
 class PartnerRead(ResponseModel):
@@ -139,7 +139,7 @@ class PartnerRead(ResponseModel):
             website=partner.website,
             owner=UserRef.model_validate(partner.owner) if partner.owner else None,
             tags=[t.name for t in partner.tags],
-            customer_stage=partner.customer_stage,  # type: ignore[arg-type]
+            customer_stage=partner.customer_stage,
             credit_limit=partner.credit_limit,
             accounting_ref=partner.accounting_ref,
             locations=[LocationRead.model_validate(loc) for loc in partner.locations],
@@ -165,7 +165,7 @@ class StageChangeRead(ResponseModel):
         return cls(
             previous_stage=change.previous_stage,
             stage=change.stage,
-            reason=change.reason,  # type: ignore[arg-type]
+            reason=change.reason,
             changed_at=change.changed_at,
             changed_by=UserRef.model_validate(change.changed_by) if change.changed_by else None,
         )

@@ -62,7 +62,7 @@ def _resolve_tags(repo: PartnerRepository, names: list[str]) -> list[uuid.UUID]:
     return [found[n.strip().lower()].id for n in names]
 
 
-def _check_owner(repo: PartnerRepository, owner_id: uuid.UUID | None) -> None:
+def check_owner(repo: PartnerRepository, owner_id: uuid.UUID | None) -> None:
     if owner_id is not None and not repo.owner_exists(owner_id):
         raise ValidationFailed(
             f"User {owner_id} does not exist.",
@@ -105,7 +105,7 @@ def create(
     idempotency: Idempotency | None = None,
 ) -> Partner:
     repo = PartnerRepository(session, principal.company_id)
-    _check_owner(repo, data.owner_id)
+    check_owner(repo, data.owner_id)
     _check_locations(data.locations)
     tag_ids = _resolve_tags(repo, data.tags)
     now = utcnow()
@@ -169,7 +169,7 @@ def update(
     check_if_match(if_match, PartnerRead.of(partner))
     changes: dict[str, Any] = data.model_dump(exclude_unset=True, exclude={"tags", "locations"})
     if "owner_id" in changes:
-        _check_owner(repo, data.owner_id)
+        check_owner(repo, data.owner_id)
     tag_ids = _resolve_tags(repo, data.tags) if data.tags is not None else None
     if data.locations is not None:
         _check_locations(data.locations)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BeforeValidator, Field, WithJsonSchema
 
-from app.core.schemas import RequestModel, ResponseModel
+from app.core.schemas import RequestModel, ResponseModel, omittable
 from app.core.types import (
     CurrencyCode,
     Decimal6,
@@ -123,13 +123,13 @@ class SalesOrderCreate(RequestModel):
 class SalesOrderUpdate(RequestModel):
     """Only `open` orders can be edited; `lines` replaces every line."""
 
-    order_date: date = Field(default=None)
+    order_date: date = omittable()
     delivery_date: date | None = None
-    currency: CurrencyCode = Field(default=None)
-    exchange_rate: ExchangeRate = Field(default=None)
+    currency: CurrencyCode = omittable()
+    exchange_rate: ExchangeRate = omittable()
     reference: Text100 | None = None
     owner_id: uuid.UUID | None = None
-    lines: list[LineIn] = Field(default=None, min_length=1, max_length=MAX_LINES)
+    lines: list[LineIn] = omittable(min_length=1, max_length=MAX_LINES)
 
 
 class Warning(ResponseModel):

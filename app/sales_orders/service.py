@@ -32,6 +32,7 @@ from app.models.enums import (
     StageChangeReason,
 )
 from app.partners.repository import PartnerRepository
+from app.partners.service import check_owner
 from app.sales_orders.repository import (
     SalesOrderRepository,
     partner_total_drift,
@@ -213,12 +214,7 @@ def create(
             code="unknown_partner",
             errors=[FieldError(("body", "partner_number"), "no such partner", "unknown_partner")],
         )
-    if data.owner_id is not None and not partners.owner_exists(data.owner_id):
-        raise ValidationFailed(
-            f"User {data.owner_id} does not exist.",
-            code="unknown_owner",
-            errors=[FieldError(("body", "owner_id"), "no such user", "unknown_owner")],
-        )
+    check_owner(partners, data.owner_id)
     company = principal.company
     if (
         partner.credit_limit_exceeded
@@ -303,13 +299,8 @@ def update(
     fields = data.model_fields_set
     if not fields:
         return order
-    if "owner_id" in fields and data.owner_id is not None:
-        if not PartnerRepository(session, principal.company_id).owner_exists(data.owner_id):
-            raise ValidationFailed(
-                f"User {data.owner_id} does not exist.",
-                code="unknown_owner",
-                errors=[FieldError(("body", "owner_id"), "no such user", "unknown_owner")],
-            )
+    if "owner_id" in fields:
+        check_owner(PartnerRepository(session, principal.company_id), data.owner_id)
     currency = data.currency if "currency" in fields else order.currency
     if "exchange_rate" in fields:
         rate_in: Decimal | None = data.exchange_rate
