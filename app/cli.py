@@ -31,6 +31,8 @@ token_cli = typer.Typer(help="API tokens.", no_args_is_help=True)
 cli.add_typer(company_cli, name="company")
 cli.add_typer(user_cli, name="user")
 cli.add_typer(token_cli, name="token")
+accounting_cli = typer.Typer(help="The accounting system.", no_args_is_help=True)
+cli.add_typer(accounting_cli, name="accounting")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -223,6 +225,53 @@ def check(
     typer.echo(f"{len(drift)} partner(s) with drift {verdict}", err=True)
     if drift and not repair:
         raise typer.Exit(code=1)
+
+
+@accounting_cli.command("sync")
+@friendly
+def accounting_sync(company: Annotated[str, typer.Option(help="Company slug")]) -> None:
+    """Refresh every debtor balance from the accounting system, showing progress."""
+    from app.accounting import service
+    from app.companies.service import require_by_slug
+    from app.db.session import Database, build_engine
+    from app.models.enums import SyncTrigger
+
+    settings = get_settings()
+    db = Database(build_engine(settings))
+    try:
+        with db.session() as session:
+            found = require_by_slug(session, company)
+            run = service.start_run(
+                session=session, company_id=found.id, trigger=SyncTrigger.cli, settings=settings
+            )
+            company_id, run_id = found.id, run.id
+        with typer.progressbar(length=0, label="customers fetched", show_pos=True) as bar:
+
+            def progress(fetched: int) -> None:
+                bar.update(fetched - bar.pos)
+
+            service.execute_run(
+                db=db, company_id=company_id, run_id=run_id, settings=settings, progress=progress
+            )
+        with db.session(write=False) as session:
+            run = service.get_run(session=session, company_id=company_id, run_id=run_id)
+            summary = (
+                f"{run.status}: fetched {run.fetched}, updated {run.updated}, unchanged "
+                f"{run.unchanged}, unmatched {run.unmatched}"
+            )
+            if run.error_code:
+                fail(f"{summary}; {run.error_code}: {run.error_message}")
+            typer.echo(summary)
+    finally:
+        db.dispose()
+
+
+@cli.callback()
+def _configure() -> None:
+    from app.core.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
 
 
 def main() -> None:

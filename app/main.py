@@ -16,6 +16,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
+from app.accounting.router import router as accounting_router
+from app.accounting.scheduler import Scheduler
 from app.auth.router import router as auth_router
 from app.companies.router import router as company_router
 from app.core.config import Settings, get_settings
@@ -203,7 +205,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        scheduler = None
+        if settings.accounting_sync_interval > 0:
+            scheduler = Scheduler(db, settings)
+            scheduler.start()
         yield
+        if scheduler is not None:
+            scheduler.stop()
         if database is None:
             db.dispose()
 
@@ -226,6 +234,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         partners_router,
         sales_orders_router,
         crm_router,
+        accounting_router,
     ):
         app.include_router(router)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -16,6 +16,7 @@ from app.core.http import check_if_match
 from app.core.types import clean_text, currencies
 from app.db.base import utcnow
 from app.models import Company
+from app.partners import credit
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -71,8 +72,11 @@ def update(
     check_if_match(if_match, CompanyRead.model_validate(company))
     changes = data.model_dump(exclude_unset=True)
     if changes:
+        previous_check = company.credit_check
         for field, value in changes.items():
             setattr(company, field, value.value if hasattr(value, "value") else value)
         company.updated_at = utcnow()
+        if company.credit_check != previous_check:
+            credit.refresh_company(session, company.id, company.credit_check)
         session.commit()
     return company

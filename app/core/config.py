@@ -24,6 +24,21 @@ class Settings(BaseSettings):
         default=30_000, ge=0, description="PostgreSQL statement timeout (0: none)"
     )
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+    accounting_sync_interval: int = Field(
+        default=0, ge=0, description="Seconds between scheduled balance refreshes (0: off)"
+    )
+    accounting_connect_timeout: float = Field(default=5.0, gt=0)
+    accounting_read_timeout: float = Field(default=30.0, gt=0)
+    accounting_retry_attempts: int = Field(default=5, ge=1, le=20)
+    accounting_retry_max_wait: float = Field(
+        default=20.0, ge=0, description="Longest pause between two attempts, in seconds"
+    )
+    accounting_run_timeout: float = Field(
+        default=900.0, gt=0, description="A refresh that takes longer fails"
+    )
+    accounting_heartbeat_timeout: float = Field(
+        default=120.0, gt=0, description="A running refresh silent this long is marked failed"
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)

@@ -1,5 +1,6 @@
 """ORM tables, one file per aggregate; importing this package registers them all."""
 
+from app.models.accounting import AccountingConnection, SyncRun
 from app.models.company import Company, NumberSequence
 from app.models.idempotency import IdempotencyKey
 from app.models.partner import Partner, PartnerLocation, PartnerTag, StageChange
@@ -8,6 +9,7 @@ from app.models.tag import Tag
 from app.models.user import ApiToken, User
 
 __all__ = [
+    "AccountingConnection",
     "ApiToken",
     "Company",
     "IdempotencyKey",
@@ -18,6 +20,7 @@ __all__ = [
     "SalesOrder",
     "SalesOrderLine",
     "StageChange",
+    "SyncRun",
     "Tag",
     "User",
 ]

@@ -31,6 +31,22 @@ class StageChangeReason(StrEnum):
     sales_order_created = "sales_order_created"
 
 
+class SyncRunStatus(StrEnum):
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class SyncTrigger(StrEnum):
+    api = "api"
+    cli = "cli"
+    schedule = "schedule"
+
+
+class AccountingProviderName(StrEnum):
+    economic = "e-conomic"
+
+
 class Scope(StrEnum):
     read = "read"
     write = "write"

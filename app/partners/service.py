@@ -17,6 +17,7 @@ from app.db.base import utcnow
 from app.idempotency.service import Idempotency
 from app.models import Partner, StageChange
 from app.models.enums import StageChangeReason
+from app.partners import credit
 from app.partners.repository import PartnerRepository
 from app.partners.schemas import (
     LocationIn,
@@ -182,6 +183,7 @@ def update(
         if field == "customer_stage" and value is not None:
             value = value.value if hasattr(value, "value") else value
         setattr(partner, field, value)
+    credit.refresh(partner, principal.company.credit_check)
     now = utcnow()
     partner.updated_at = now
     try:

@@ -31,6 +31,7 @@ from app.models.enums import (
     SalesOrderStatus,
     StageChangeReason,
 )
+from app.partners import credit
 from app.partners.repository import PartnerRepository
 from app.partners.service import check_owner
 from app.sales_orders.repository import (
@@ -161,12 +162,16 @@ def _not_found(number: int) -> NotFound:
     return NotFound(f"Sales order {number} does not exist.", code="sales_order_not_found")
 
 
-def _refresh_partner(session: Session, partner: Partner, orders: SalesOrderRepository) -> None:
+def _refresh_partner(
+    session: Session, partner: Partner, orders: SalesOrderRepository, credit_check: str
+) -> None:
+    """Recompute the partner's maintained columns (and its credit state) from its orders."""
     session.flush()
     uninvoiced, latest = orders.partner_totals(partner.id)
-    if partner.uninvoiced_total != uninvoiced or partner.latest_sales_delivery_date != latest:
-        partner.uninvoiced_total = uninvoiced
-        partner.latest_sales_delivery_date = latest
+    changed = partner.uninvoiced_total != uninvoiced or partner.latest_sales_delivery_date != latest
+    partner.uninvoiced_total = uninvoiced
+    partner.latest_sales_delivery_date = latest
+    if credit.refresh(partner, credit_check) or changed:
         partner.updated_at = utcnow()
         session.flush()
 
@@ -262,7 +267,7 @@ def create(
             actor_id=principal.user.id,
             at=now,
         )
-    _refresh_partner(session, partner, orders)
+    _refresh_partner(session, partner, orders, principal.company.credit_check)
     created = orders.get(order.number)
     assert created is not None
     if idempotency is not None:
@@ -321,7 +326,7 @@ def update(
     order.total = sum((line.total for line in order.lines), Decimal("0.00"))
     order.total_base = base_total(order.total, rate)
     order.updated_at = utcnow()
-    _refresh_partner(session, partner, orders)
+    _refresh_partner(session, partner, orders, principal.company.credit_check)
     session.commit()
     updated = orders.get(number)
     assert updated is not None
@@ -345,7 +350,7 @@ def transition(*, session: Session, principal: Principal, number: int, action: s
     order.status = target.value
     order.updated_at = now
     setattr(order, f"{target.value}_at", now)
-    _refresh_partner(session, partner, orders)
+    _refresh_partner(session, partner, orders, principal.company.credit_check)
     session.commit()
     done = orders.get(number)
     assert done is not None

@@ -1,0 +1,1 @@
+"""Accounting system providers: one module each, behind the protocol in ``base``."""

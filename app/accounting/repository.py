@@ -1,0 +1,98 @@
+"""Accounting SQL: the connection, sync runs, and applying balances to partners."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, case, select, update
+from sqlalchemy.orm import Session
+
+from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
+from app.db.base import utcnow
+from app.models import AccountingConnection, Partner, SyncRun
+from app.models.enums import SyncRunStatus
+
+_STARTED = SortField(SyncRun.started_at, datetime, lambda r: r.started_at, nullable=False)
+_ID = SortField(SyncRun.id, uuid.UUID, lambda r: r.id, nullable=False)
+RUN_SORTING = Sorting(fields={"started_at": _STARTED}, tiebreak=_ID, default="-started_at")
+
+
+@dataclass
+class AccountingRepository:
+    session: Session
+    company_id: uuid.UUID
+
+    def connection(self, *, for_update: bool = False) -> AccountingConnection | None:
+        stmt = select(AccountingConnection).where(
+            AccountingConnection.company_id == self.company_id
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        return self.session.scalar(stmt)
+
+    def run(self, run_id: uuid.UUID) -> SyncRun | None:
+        return self.session.scalar(
+            select(SyncRun).where(SyncRun.company_id == self.company_id, SyncRun.id == run_id)
+        )
+
+    def runs(self, page: PageRequest) -> RawPage[SyncRun]:
+        stmt = select(SyncRun).where(SyncRun.company_id == self.company_id)
+        return paginate(self.session, stmt, sorting=RUN_SORTING, request=page)
+
+    def running(self) -> list[SyncRun]:
+        return list(
+            self.session.scalars(
+                select(SyncRun).where(
+                    SyncRun.company_id == self.company_id,
+                    SyncRun.status == SyncRunStatus.running.value,
+                )
+            )
+        )
+
+    def partners_with_refs(self) -> list[Any]:
+        return list(
+            self.session.execute(
+                select(
+                    Partner.id,
+                    Partner.accounting_ref,
+                    Partner.debtor_balance,
+                    Partner.credit_limit,
+                    Partner.uninvoiced_total,
+                    Partner.credit_limit_exceeded,
+                    Partner.debtor_balance_synced_at,
+                )
+                .where(Partner.company_id == self.company_id, Partner.accounting_ref.is_not(None))
+                .with_for_update()
+            ).all()
+        )
+
+    def write_balances(self, rows: list[dict[str, Any]], synced_at: datetime) -> None:
+        """One executemany UPDATE: balance, sync time and credit state per partner."""
+        if not rows:
+            return
+        now = utcnow()
+        table: Any = Partner.__table__
+        stmt = (
+            update(table)
+            .where(table.c.company_id == self.company_id, table.c.id == bindparam("pid"))
+            .values(
+                debtor_balance=bindparam("balance", type_=table.c.debtor_balance.type),
+                debtor_balance_synced_at=bindparam(
+                    "synced_at", type_=table.c.debtor_balance_synced_at.type
+                ),
+                credit_limit_exceeded=bindparam("exceeded"),
+                version=table.c.version + 1,
+                updated_at=case(
+                    (bindparam("changed"), bindparam("now", type_=table.c.updated_at.type)),
+                    else_=table.c.updated_at,
+                ),
+            )
+        )
+        for start in range(0, len(rows), 5000):
+            self.session.execute(
+                stmt,
+                [{**r, "synced_at": synced_at, "now": now} for r in rows[start : start + 5000]],
+            )

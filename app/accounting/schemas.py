@@ -1,0 +1,81 @@
+"""Accounting connection, sync runs and balance pushes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from pydantic import AwareDatetime, Field, HttpUrl, field_validator
+
+from app.core.schemas import RequestModel, ResponseModel
+from app.core.types import MoneyIn, Ref50, UTCDateTime
+from app.models.enums import AccountingProviderName, SyncRunStatus, SyncTrigger
+
+Secret = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[\x21-\x7e]+$")]
+
+
+class ConnectionRead(ResponseModel):
+    provider: AccountingProviderName
+    base_url: str
+    enabled: bool
+    app_secret_token_set: bool
+    agreement_grant_token_set: bool
+    updated_at: UTCDateTime
+
+
+class ConnectionPut(RequestModel):
+    """The whole connection. The tokens are write-only: leave them out to keep stored ones."""
+
+    provider: AccountingProviderName
+    base_url: Annotated[HttpUrl, Field(max_length=500)] = Field(
+        default=HttpUrl("https://restapi.e-conomic.com"),
+        description="The provider's API root; tests and demos may point elsewhere",
+    )
+    enabled: bool = True
+    app_secret_token: Secret | None = Field(default=None, description="Write-only")
+    agreement_grant_token: Secret | None = Field(default=None, description="Write-only")
+
+
+class SyncError(ResponseModel):
+    code: str
+    message: str
+
+
+class SyncRunRead(ResponseModel):
+    id: uuid.UUID
+    status: SyncRunStatus
+    trigger: SyncTrigger
+    started_at: UTCDateTime
+    finished_at: UTCDateTime | None
+    fetched: int
+    updated: int
+    unchanged: int
+    unmatched: int = Field(description="Remote customers that match no partner's accounting_ref")
+    error: SyncError | None
+
+
+class BalanceIn(RequestModel):
+    accounting_ref: Ref50
+    balance: MoneyIn
+
+
+class BalancePush(RequestModel):
+    balances: list[BalanceIn] = Field(min_length=1, max_length=10_000)
+    as_of: AwareDatetime = Field(description="When the accounting system had these balances")
+
+    @field_validator("balances")
+    @classmethod
+    def _unique_refs(cls, value: list[BalanceIn]) -> list[BalanceIn]:
+        seen: set[str] = set()
+        for item in value:
+            if item.accounting_ref in seen:
+                raise ValueError(f"accounting_ref {item.accounting_ref!r} is listed twice")
+            seen.add(item.accounting_ref)
+        return value
+
+
+class BalancePushResult(ResponseModel):
+    updated: int
+    unchanged: int
+    unmatched: int
+    unmatched_refs: list[str]

@@ -1,0 +1,373 @@
+"""Accounting use-cases: the connection, balance refreshes (sync runs) and balance pushes.
+
+A refresh never holds a database transaction while it talks to the accounting system: it
+fetches every balance first, then applies them all in one transaction, so a run that fails
+part-way stores nothing and a repeated run gives identical balances. At most one run per
+company is ``running`` at a time (a partial unique index, across every server process); a run
+whose process died, or that stopped reporting, is marked failed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.accounting import secrets
+from app.accounting.providers import economic
+from app.accounting.providers.base import AccountingProvider, ProviderError, RetryPolicy
+from app.accounting.repository import AccountingRepository
+from app.accounting.schemas import BalancePush, BalancePushResult, ConnectionPut
+from app.core.config import Settings
+from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from app.core.pagination import PageRequest, RawPage
+from app.db.base import utcnow
+from app.db.session import Database
+from app.models import AccountingConnection, Company, SyncRun
+from app.models.enums import AccountingProviderName, SyncRunStatus
+from app.partners.credit import is_exceeded
+
+log = structlog.get_logger("crm.accounting")
+
+HEARTBEAT_EVERY = 5.0  # seconds between heartbeats while fetching
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """What a provider needs, detached from the database."""
+
+    provider: str
+    base_url: str
+    credentials: dict[str, str]
+
+
+ProviderFactory = Callable[[ProviderConfig, Settings], AccountingProvider]
+
+
+def _this_runner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def default_provider(config: ProviderConfig, settings: Settings) -> AccountingProvider:
+    policy = RetryPolicy(
+        attempts=settings.accounting_retry_attempts,
+        max_wait=settings.accounting_retry_max_wait,
+        connect_timeout=settings.accounting_connect_timeout,
+        read_timeout=settings.accounting_read_timeout,
+    )
+    if config.provider == AccountingProviderName.economic.value:
+        return economic.EconomicProvider(
+            base_url=config.base_url,
+            app_secret_token=config.credentials["app_secret_token"],
+            agreement_grant_token=config.credentials["agreement_grant_token"],
+            policy=policy,
+        )
+    raise ProviderError("unknown_provider", f"No provider named {config.provider!r}.")
+
+
+# -- the connection ----------------------------------------------------------------------
+
+
+def get_connection(*, session: Session, company_id: uuid.UUID) -> AccountingConnection:
+    connection = AccountingRepository(session, company_id).connection()
+    if connection is None:
+        raise NotFound("No accounting system is connected.", code="accounting_not_connected")
+    return connection
+
+
+def put_connection(
+    *, session: Session, company_id: uuid.UUID, data: ConnectionPut, secret_key: str
+) -> AccountingConnection:
+    repo = AccountingRepository(session, company_id)
+    connection = repo.connection(for_update=True)
+    stored = secrets.decrypt(secret_key, connection.credentials) if connection else {}
+    credentials = dict(stored)
+    for name in ("app_secret_token", "agreement_grant_token"):
+        value = getattr(data, name)
+        if value is not None:
+            credentials[name] = value
+    missing = [n for n in ("app_secret_token", "agreement_grant_token") if n not in credentials]
+    if missing:
+        raise ValidationFailed(
+            "A new connection needs both tokens.",
+            code="credentials_required",
+            errors=[FieldError(("body", n), "required", "credentials_required") for n in missing],
+        )
+    now = utcnow()
+    if connection is None:
+        connection = AccountingConnection(company_id=company_id, created_at=now)
+        session.add(connection)
+    connection.provider = data.provider.value
+    connection.base_url = str(data.base_url).rstrip("/")
+    connection.enabled = data.enabled
+    connection.credentials = secrets.encrypt(secret_key, credentials)
+    connection.updated_at = now
+    session.commit()
+    return connection
+
+
+def credentials_set(connection: AccountingConnection, secret_key: str) -> dict[str, bool]:
+    try:
+        stored = secrets.decrypt(secret_key, connection.credentials)
+    except secrets.SecretKeyMissing:
+        stored = {}
+    return {f"{n}_set": bool(stored.get(n)) for n in ("app_secret_token", "agreement_grant_token")}
+
+
+# -- sync runs ---------------------------------------------------------------------------
+
+
+def _runner_alive(runner: str) -> bool:
+    host, _, pid = runner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine: only its heartbeat tells
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_abandoned(session: Session, company_id: uuid.UUID, settings: Settings) -> int:
+    """Fail runs whose process is gone or whose heartbeat stopped; returns how many."""
+    cutoff = utcnow() - timedelta(seconds=settings.accounting_heartbeat_timeout)
+    count = 0
+    for run in AccountingRepository(session, company_id).running():
+        if run.heartbeat_at < cutoff or not _runner_alive(run.runner):
+            run.status = SyncRunStatus.failed.value
+            run.finished_at = utcnow()
+            run.error_code = "run_abandoned"
+            run.error_message = "The process running this refresh stopped before it finished."
+            count += 1
+    if count:
+        session.commit()
+    return count
+
+
+def start_run(
+    *, session: Session, company_id: uuid.UUID, trigger: str, settings: Settings
+) -> SyncRun:
+    mark_abandoned(session, company_id, settings)
+    connection = AccountingRepository(session, company_id).connection()
+    if connection is None or not connection.enabled:
+        raise Conflict(
+            "Connect an accounting system (PUT /api/v1/accounting/connection) and enable it first.",
+            code="accounting_not_connected",
+        )
+    now = utcnow()
+    run = SyncRun(
+        company_id=company_id,
+        trigger=trigger,
+        runner=_this_runner(),
+        started_at=now,
+        heartbeat_at=now,
+        status=SyncRunStatus.running.value,
+    )
+    session.add(run)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(
+            "A balance refresh is already running for this company.", code="sync_already_running"
+        ) from exc
+    return run
+
+
+@dataclass
+class Applied:
+    updated: int
+    unchanged: int
+    unmatched_refs: list[str]
+
+
+def apply_balances(
+    *,
+    session: Session,
+    company: Company,
+    balances: Mapping[str, Decimal],
+    synced_at: datetime,
+) -> Applied:
+    """Store fetched or pushed balances and re-evaluate credit states (caller commits)."""
+    repo = AccountingRepository(session, company.id)
+    partners = {p.accounting_ref: p for p in repo.partners_with_refs()}
+    rows = []
+    updated = unchanged = 0
+    unmatched: list[str] = []
+    for ref, balance in balances.items():
+        partner = partners.get(ref)
+        if partner is None:
+            unmatched.append(ref)
+            continue
+        known_at = partner.debtor_balance_synced_at
+        if known_at is not None and known_at > synced_at:
+            unchanged += 1  # a newer balance is stored already: an older one never wins
+            continue
+        exceeded = is_exceeded(
+            balance=balance,
+            limit=partner.credit_limit,
+            uninvoiced=partner.uninvoiced_total,
+            check=company.credit_check,
+        )
+        changed = partner.debtor_balance != balance or partner.credit_limit_exceeded != exceeded
+        updated += changed
+        unchanged += not changed
+        rows.append(
+            {"pid": partner.id, "balance": balance, "exceeded": exceeded, "changed": changed}
+        )
+    repo.write_balances(rows, synced_at)
+    return Applied(updated=updated, unchanged=unchanged, unmatched_refs=sorted(unmatched))
+
+
+def _heartbeat(db: Database, company_id: uuid.UUID, run_id: uuid.UUID, fetched: int) -> None:
+    with db.session() as session:
+        run = AccountingRepository(session, company_id).run(run_id)
+        if run is not None and run.status == SyncRunStatus.running.value:
+            run.heartbeat_at = utcnow()
+            run.fetched = fetched
+            session.commit()
+
+
+def _finish(
+    db: Database,
+    company_id: uuid.UUID,
+    run_id: uuid.UUID,
+    *,
+    fetched: int,
+    error: ProviderError | None = None,
+) -> None:
+    with db.session() as session:
+        run = AccountingRepository(session, company_id).run(run_id)
+        if run is None:
+            return
+        run.status = SyncRunStatus.failed.value if error else SyncRunStatus.succeeded.value
+        run.fetched = fetched
+        run.finished_at = utcnow()
+        if error:
+            run.error_code = error.code
+            run.error_message = error.message[:1000]
+        session.commit()
+
+
+def execute_run(
+    *,
+    db: Database,
+    company_id: uuid.UUID,
+    run_id: uuid.UUID,
+    settings: Settings,
+    provider_factory: ProviderFactory = default_provider,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Fetch every balance (no transaction open), then apply them all in one transaction."""
+    fetched: dict[str, Decimal] = {}
+    started = time.monotonic()
+    try:
+        with db.session(write=False) as session:
+            connection = AccountingRepository(session, company_id).connection()
+            if connection is None:
+                raise ProviderError("accounting_not_connected", "The connection was removed.")
+            config = ProviderConfig(
+                provider=connection.provider,
+                base_url=connection.base_url,
+                credentials=secrets.decrypt(settings.secret_key, connection.credentials),
+            )
+        # The read transaction is over before the provider is called.
+        provider = provider_factory(config, settings)
+        last_beat = time.monotonic()
+        try:
+            for record in provider.iter_balances():
+                fetched[record.customer_ref] = record.balance
+                now = time.monotonic()
+                if now - started > settings.accounting_run_timeout:
+                    raise ProviderError("run_timeout", "The refresh took longer than allowed.")
+                if now - last_beat > HEARTBEAT_EVERY:
+                    _heartbeat(db, company_id, run_id, len(fetched))
+                    last_beat = now
+                    if progress:
+                        progress(len(fetched))
+        finally:
+            close = getattr(provider, "close", None)
+            if close:
+                close()
+        with db.session() as session:
+            company = session.get(Company, company_id)
+            assert company is not None
+            run = AccountingRepository(session, company_id).run(run_id)
+            if run is None or run.status != SyncRunStatus.running.value:
+                raise ProviderError("run_abandoned", "The run was marked failed meanwhile.")
+            applied = apply_balances(
+                session=session, company=company, balances=fetched, synced_at=utcnow()
+            )
+            run.status = SyncRunStatus.succeeded.value
+            run.fetched = len(fetched)
+            run.updated = applied.updated
+            run.unchanged = applied.unchanged
+            run.unmatched = len(applied.unmatched_refs)
+            run.finished_at = utcnow()
+            session.commit()
+        if progress:
+            progress(len(fetched))
+        log.info(
+            "sync_succeeded",
+            run_id=str(run_id),
+            fetched=len(fetched),
+            updated=applied.updated,
+            unmatched=len(applied.unmatched_refs),
+        )
+    except ProviderError as exc:
+        log.warning("sync_failed", run_id=str(run_id), code=exc.code)
+        _finish(db, company_id, run_id, fetched=len(fetched), error=exc)
+    except secrets.SecretKeyMissing as exc:
+        _finish(db, company_id, run_id, fetched=0, error=ProviderError(exc.code, exc.detail))
+    except Exception:
+        log.exception("sync_crashed", run_id=str(run_id))
+        _finish(
+            db,
+            company_id,
+            run_id,
+            fetched=len(fetched),
+            error=ProviderError("internal_error", "The refresh failed unexpectedly."),
+        )
+
+
+def list_runs(*, session: Session, company_id: uuid.UUID, page: PageRequest) -> RawPage[SyncRun]:
+    return AccountingRepository(session, company_id).runs(page)
+
+
+def get_run(*, session: Session, company_id: uuid.UUID, run_id: uuid.UUID) -> SyncRun:
+    run = AccountingRepository(session, company_id).run(run_id)
+    if run is None:
+        raise NotFound(f"Sync run {run_id} does not exist.", code="sync_run_not_found")
+    return run
+
+
+def push_balances(
+    *, session: Session, company_id: uuid.UUID, data: BalancePush
+) -> BalancePushResult:
+    company = session.scalar(select(Company).where(Company.id == company_id))
+    assert company is not None
+    applied = apply_balances(
+        session=session,
+        company=company,
+        balances={b.accounting_ref: b.balance for b in data.balances},
+        synced_at=data.as_of,
+    )
+    session.commit()
+    return BalancePushResult(
+        updated=applied.updated,
+        unchanged=applied.unchanged,
+        unmatched=len(applied.unmatched_refs),
+        unmatched_refs=applied.unmatched_refs,
+    )
