@@ -266,6 +266,37 @@ def accounting_sync(company: Annotated[str, typer.Option(help="Company slug")]) 
         db.dispose()
 
 
+@cli.command()
+@friendly
+def seed(
+    company: Annotated[str, typer.Option(help="Company slug (made when missing)")],
+    partners: Annotated[int, typer.Option(min=1, max=10_000_000)],
+    orders: Annotated[int, typer.Option(min=0, max=100_000_000)],
+    seed_value: Annotated[int, typer.Option("--seed", help="Same seed, same data")] = 1,
+) -> None:
+    """Load deterministic, realistic bulk data (COPY on PostgreSQL)."""
+    import time
+
+    from app.db.migrations import upgrade
+    from app.seed import seed as run_seed
+
+    upgrade()
+    started = time.monotonic()
+    with session_scope() as session:
+        report = run_seed(
+            session,
+            slug=company,
+            partners=partners,
+            orders=orders,
+            seed_value=seed_value,
+            progress=lambda msg: typer.echo(f"  {msg}", err=True),
+        )
+    typer.echo(
+        f"seeded {report.partners} partners, {report.orders} orders, {report.lines} lines "
+        f"in {time.monotonic() - started:.1f} s"
+    )
+
+
 @cli.callback()
 def _configure() -> None:
     from app.core.logging import configure_logging
