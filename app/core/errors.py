@@ -104,7 +104,8 @@ def problem_body(
     if errors:
         body["errors"] = [e.as_dict() for e in errors]
     if extra:
-        body.update(extra)
+        # Extra members never replace the standard ones.
+        body.update({k: v for k, v in extra.items() if k not in body})
     return body
 
 

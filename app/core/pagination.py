@@ -22,7 +22,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select, tuple_, union_all
 from sqlalchemy.orm import Session
 
 from app.core.errors import FieldError, ValidationFailed
@@ -133,6 +133,54 @@ class SortSpec:
             parts.append(col.is_(None))
         return or_(*parts)
 
+    def rows_statement(self, stmt: Any, key: tuple[Any, Any] | None, limit: int) -> Any:
+        """One index-friendly statement for the next ``limit`` rows of a Core ``stmt``.
+
+        Keys compare as row values, ``(sort, tiebreak) > (v, n)``, which a B-tree index on
+        ``(sort, tiebreak)`` answers with one range scan in either direction. A nullable sort
+        runs as two branches in one UNION ALL, the values and then the nulls, each ordered and
+        limited on its own index, so a deep page costs about what the first one does.
+        """
+        tb = self.sorting.tiebreak.expression
+        desc = self.descending
+
+        def beyond(cols: tuple[Any, ...], values: tuple[Any, ...]) -> ColumnElement[bool]:
+            left = tuple_(*cols)
+            right = tuple_(*(literal(v, c.type) for c, v in zip(cols, values, strict=True)))
+            return left < right if desc else left > right
+
+        def ordered(*cols: Any) -> list[Any]:
+            return [c.desc() if desc else c.asc() for c in cols]
+
+        if self._is_tiebreak:
+            branch = stmt if key is None else stmt.where(beyond((tb,), (key[1],)))
+            return branch.order_by(*ordered(tb)).limit(limit)
+        col = self.field.expression
+        if not self.field.nullable:
+            branch = stmt if key is None else stmt.where(beyond((col, tb), key))
+            return branch.order_by(*ordered(col, tb)).limit(limit)
+        if key is not None and key[0] is None:  # already among the nulls
+            tail = stmt.where(col.is_(None), beyond((tb,), (key[1],)))
+            return tail.order_by(*ordered(tb)).limit(limit)
+        values = stmt.where(col.is_not(None))
+        if key is not None:
+            values = values.where(beyond((col, tb), key))
+        parts = [
+            values.add_columns(literal(0).label("_part"), col.label("_key"), tb.label("_tb"))
+            .order_by(*ordered(col, tb))
+            .limit(limit),
+            stmt.where(col.is_(None))
+            .add_columns(literal(1).label("_part"), col.label("_key"), tb.label("_tb"))
+            .order_by(*ordered(tb))
+            .limit(limit),
+        ]
+        both = union_all(*(select(p.subquery()) for p in parts)).subquery()
+        return (
+            select(both)
+            .order_by(both.c._part, *ordered(both.c._key, both.c._tb))
+            .limit(limit)
+        )
+
     def key_of(self, row: Any) -> tuple[Any, Any]:
         return self.field.value_of(row), self.sorting.tiebreak.value_of(row)
 
@@ -205,10 +253,12 @@ def paginate(
     total = None
     if request.include_total:
         total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    paged = stmt
-    if request.cursor:
-        paged = paged.where(spec.after(spec.decode_cursor(request.cursor)))
-    paged = paged.order_by(*spec.order_by()).limit(request.limit + 1)
+    key = spec.decode_cursor(request.cursor) if request.cursor else None
+    if scalars:  # ORM entities: one statement with the plain keyset condition
+        paged = stmt if key is None else stmt.where(spec.after(key))
+        paged = paged.order_by(*spec.order_by()).limit(request.limit + 1)
+    else:
+        paged = spec.rows_statement(stmt, key, request.limit + 1)
     result = session.execute(paged)
     rows = list(result.scalars().unique() if scalars else result.all())
     next_cursor = None
@@ -257,8 +307,7 @@ def iterate(
     spec = sorting.parse(sort)
     key: tuple[Any, Any] | None = None
     while True:
-        batch_stmt = stmt if key is None else stmt.where(spec.after(key))
-        rows = session.execute(batch_stmt.order_by(*spec.order_by()).limit(batch_size)).all()
+        rows = session.execute(spec.rows_statement(stmt, key, batch_size)).all()
         yield from rows
         if len(rows) < batch_size:
             return

@@ -344,7 +344,7 @@ def transition(*, session: Session, principal: Principal, number: int, action: s
         raise Conflict(
             f"Sales order {number} is {order.status}; it cannot be {target.value} from there.",
             code="invalid_status_transition",
-            extra={"status": order.status, "action": action},
+            extra={"current_status": order.status, "action": action},
         )
     now = utcnow()
     order.status = target.value
