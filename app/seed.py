@@ -137,7 +137,7 @@ class _Writer:
         table = model.__table__
         count = 0
         if self.postgres:
-            columns = [c.name for c in table.columns]
+            columns = [c.name for c in table.columns if c.computed is None]
             raw = self.session.connection().connection.driver_connection
             assert raw is not None
             with (
@@ -176,7 +176,7 @@ def seed(
             "company_id": company_id,
             "id": uuid.UUID(int=rng.getrandbits(128)),
             "name": f"Seller {i}",
-            "email": f"seller{i}.{seed_value}.{uuid.UUID(int=rng.getrandbits(128)).hex[:6]}@{slug}.example",
+            "email": f"seller{i}.{uuid.UUID(int=rng.getrandbits(128)).hex[:8]}@{slug}.example",
             "created_at": now,
         }
         for i in range(1, 21)
@@ -221,7 +221,8 @@ def seed(
             number = first + i + 1
             country, currency, _ = _weighted(rng, COUNTRIES)
             pid = uuid.UUID(int=rng.getrandbits(128))
-            owner = rng.choice(users)["id"] if rng.random() < 0.85 else None
+            seller = rng.choice(users) if rng.random() < 0.85 else None
+            owner = seller["id"] if seller else None
             stage = rng.choice(STAGE_ORDER).value if rng.random() < 0.9 else None
             limit = (
                 Decimal(rng.choice([10, 25, 50, 75, 100, 250])) * 1000

@@ -18,6 +18,23 @@ target_metadata = Base.metadata
 
 
 def _run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite and not connection.in_transaction():
+        # Batch migrations copy tables on SQLite; with foreign keys on, dropping the old copy
+        # would cascade into the child tables. Off for the migration, checked afterwards.
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+    try:
+        _migrate(connection)
+    finally:
+        if sqlite and not connection.in_transaction():
+            raw = connection.connection.driver_connection
+            problems = raw.execute("PRAGMA foreign_key_check").fetchall()  # type: ignore[union-attr]
+            raw.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+            if problems:
+                raise RuntimeError(f"foreign key check failed after migrating: {problems[:5]}")
+
+
+def _migrate(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -26,6 +43,8 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+    if connection.in_transaction():
+        connection.commit()
 
 
 def run_migrations_offline() -> None:
@@ -48,7 +67,6 @@ def run_migrations_online() -> None:
     try:
         with engine.connect() as conn:
             _run(conn)
-            conn.commit()
     finally:
         engine.dispose()
 

@@ -94,7 +94,7 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture(scope="session")
 def engine(settings: Settings) -> Iterator[Engine]:
     eng = build_engine(settings)
-    with eng.begin() as conn:
+    with eng.connect() as conn:
         upgrade(conn)
     yield eng
     eng.dispose()

@@ -35,6 +35,7 @@ SECURITY_HEADERS = [
 ]
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 DOC_PATHS = ("/docs", "/redoc", "/static-offline-docs")
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 log = structlog.get_logger("crm.http")
 
@@ -95,8 +96,40 @@ class RequestContextMiddleware:
             finally:
                 self._finish(scope, status, started)
             return
+        app_receive = limited_receive
+        if not declared and scope.get("method") in BODY_METHODS:
+            # No Content-Length (chunked): read the body here, up to the limit, so an
+            # oversized one is refused with 413 before the app parses any of it.
+            chunks: list[bytes] = []
+            size = 0
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                more = message.get("more_body", False)
+                if size > limit:
+                    try:
+                        await problem_response(too_large(limit), instance=scope.get("path"))(
+                            scope, receive, send_wrapper
+                        )
+                    finally:
+                        self._finish(scope, status, started)
+                    return
+            replayed = False
+
+            async def buffered_receive() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                return await receive()
+
+            app_receive = buffered_receive
         try:
-            await self.app(scope, limited_receive, send_wrapper)
+            await self.app(scope, app_receive, send_wrapper)
         finally:
             self._finish(scope, status, started)
 

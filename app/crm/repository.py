@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.core.money import quantize_money
 from app.core.pagination import PageRequest, RawPage, SortField, Sorting, iterate, paginate
-from app.models import Partner, PartnerTag, Tag, User
+from app.models import Partner, PartnerTag, Tag
 from app.partners.repository import PARTNER_NUMBER, STAGE_RANK, _stage_rank, filter_conditions
 from app.partners.schemas import PartnerFilter
 
@@ -37,7 +37,7 @@ OVERVIEW_SORTING = Sorting(
         "credit_limit_exceeded": _col("credit_limit_exceeded", bool, nullable=False),
         "uninvoiced_total": _col("uninvoiced_total", Decimal, nullable=False),
         "latest_sales_delivery_date": _col("latest_sales_delivery_date", date),
-        "owner": SortField(User.name, str, lambda row: row.owner_name),
+        "owner": _col("owner_name", str),
         "customer_stage": SortField(STAGE_RANK, int, _stage_rank, nullable=False),
     },
     tiebreak=PARTNER_NUMBER,
@@ -78,11 +78,8 @@ class OverviewRepository:
                 Partner.latest_sales_delivery_date,
                 Partner.customer_stage,
                 Partner.owner_id,
-                User.name.label("owner_name"),
+                Partner.owner_name,
                 _tags_column(dialect),
-            )
-            .outerjoin(
-                User, (User.company_id == Partner.company_id) & (User.id == Partner.owner_id)
             )
             .where(Partner.company_id == self.company_id, Partner.customer_stage.is_not(None))
             .where(*filter_conditions(self.company_id, f))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, Numeric
@@ -11,7 +11,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
-from app.core.money import MONEY_MAX_DIGITS, quantize_money
+from app.core.money import MONEY_MAX_DIGITS
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -26,17 +26,52 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class Money(TypeDecorator[Decimal]):
-    """NUMERIC(16, 2); values are quantized half-up to the cent going in and coming out."""
+class ScaledDecimal(TypeDecorator[Decimal]):
+    """An exact decimal with a fixed number of places, rounded half-up on the way in.
 
-    impl = Numeric(MONEY_MAX_DIGITS, 2)
+    PostgreSQL stores it as NUMERIC(precision, scale). SQLite has no exact decimal type (its
+    NUMERIC keeps non-integers as 8-byte floats, which lose cents past 15 digits), so there
+    the value is stored as a scaled integer: cents for money. SQL arithmetic, comparisons and
+    sums stay exact, as every such column of the same scale is scaled alike.
+    """
+
+    impl = Numeric
     cache_ok = True
 
-    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Decimal | None:
-        return None if value is None else quantize_money(Decimal(value))
+    def __init__(self, precision: int, scale: int) -> None:
+        super().__init__(precision, scale)
+        self.scale = scale
+        self.quantum = Decimal(1).scaleb(-scale)
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        return None if value is None else quantize_money(Decimal(str(value)))
+    def _exact(self, value: Any) -> Decimal:
+        return Decimal(value).quantize(self.quantum, rounding=ROUND_HALF_UP)
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return lambda v: None if v is None else int(self._exact(v).scaleb(self.scale))
+        return lambda v: None if v is None else self._exact(v)
+
+    def literal_processor(self, dialect: Dialect) -> Any:
+        bind = self.bind_processor(dialect)
+        return lambda v: str(bind(v))
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name == "sqlite":
+            return lambda v: None if v is None else self._exact(Decimal(str(v)).scaleb(-self.scale))
+        return lambda v: None if v is None else self._exact(v)
+
+    @property
+    def python_type(self) -> type[Decimal]:
+        return Decimal
+
+
+class Money(ScaledDecimal):
+    """Money: NUMERIC(16, 2) (cents as integers on SQLite)."""
+
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(MONEY_MAX_DIGITS, 2)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -5,11 +5,13 @@ from decimal import Decimal
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Computed,
     Date,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
+    SmallInteger,
     String,
     UniqueConstraint,
     Uuid,
@@ -20,9 +22,27 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship
 
 from app.db.base import Base, Money, UTCDateTime, utcnow
-from app.models.enums import CustomerStage, StageChangeReason, check_in
+from app.models.enums import STAGE_ORDER, CustomerStage, StageChangeReason, check_in
 from app.models.tag import Tag
 from app.models.user import User
+
+STAGE_RANK_SQL = (
+    "CASE customer_stage "
+    + " ".join(f"WHEN '{stage.value}' THEN {rank}" for rank, stage in enumerate(STAGE_ORDER))
+    + " END"
+)
+# Every overview sort but `number` has an index of its own: (company, column, number).
+OVERVIEW_SORT_COLUMNS = (
+    "name",
+    "country",
+    "credit_limit",
+    "debtor_balance",
+    "credit_limit_exceeded",
+    "uninvoiced_total",
+    "latest_sales_delivery_date",
+    "owner_name",
+    "stage_rank",
+)
 
 
 class Partner(Base):
@@ -45,6 +65,17 @@ class Partner(Base):
         Index("ix_partners_company_id_owner_id", "company_id", "owner_id"),
         Index("ix_partners_company_id_updated_at", "company_id", "updated_at"),
         Index("ix_partners_company_id_customer_stage", "company_id", "customer_stage"),
+        *(
+            Index(
+                f"ix_partners_overview_{column}",
+                "company_id",
+                column,
+                "number",
+                postgresql_where=text("customer_stage IS NOT NULL"),
+                sqlite_where=text("customer_stage IS NOT NULL"),
+            )
+            for column in OVERVIEW_SORT_COLUMNS
+        ),
     )
 
     company_id: Mapped[uuid.UUID] = mapped_column(
@@ -60,7 +91,14 @@ class Partner(Base):
     phone: Mapped[str | None] = mapped_column(String(50))
     website: Mapped[str | None] = mapped_column(String(500))
     owner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # The owner's name, kept beside owner_id so the overview can sort by it on an index.
+    # Written with owner_id; user names cannot change through the API.
+    owner_name: Mapped[str | None] = mapped_column(String(200))
     customer_stage: Mapped[str | None] = mapped_column(String(16))
+    # The stage's place in the stage order, for sorting; computed by the database.
+    stage_rank: Mapped[int | None] = mapped_column(
+        SmallInteger, Computed(STAGE_RANK_SQL, persisted=True)
+    )
     credit_limit: Mapped[Decimal | None] = mapped_column(Money)
     accounting_ref: Mapped[str | None] = mapped_column(String(50))
     # Filled by the accounting adapter and by sales orders; read-only through the API.

@@ -9,7 +9,6 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
-    Numeric,
     String,
     UniqueConstraint,
     Uuid,
@@ -17,14 +16,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship
 
-from app.db.base import Base, Money, UTCDateTime, utcnow
+from app.db.base import Base, Money, ScaledDecimal, UTCDateTime, utcnow
 from app.models.enums import SalesOrderStatus, check_in
 from app.models.partner import Partner
 from app.models.user import User
 
-QUANTITY = Numeric(18, 6)
-RATE = Numeric(18, 6)
-PERCENT = Numeric(5, 2)
+QUANTITY = ScaledDecimal(18, 6)
+RATE = ScaledDecimal(18, 6)
+PERCENT = ScaledDecimal(5, 2)
 
 
 class SalesOrder(Base):

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy import delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
@@ -20,10 +20,7 @@ from app.tags.schemas import tag_key
 
 BULK_CHUNK = 1000
 
-STAGE_RANK = case(
-    {stage.value: rank for rank, stage in enumerate(STAGE_ORDER)},
-    value=Partner.customer_stage,
-)
+STAGE_RANK = Partner.stage_rank
 
 
 def _stage_rank(partner: Any) -> int | None:
@@ -140,11 +137,10 @@ class PartnerRepository:
         self.session.delete(partner)
         self.session.flush()
 
-    def owner_exists(self, user_id: uuid.UUID) -> bool:
-        return bool(
-            self.session.scalar(
-                select(literal(True)).where(User.company_id == self.company_id, User.id == user_id)
-            )
+    def owner_name(self, user_id: uuid.UUID) -> str | None:
+        """The name of the company's user ``user_id``; None when there is no such user."""
+        return self.session.scalar(
+            select(User.name).where(User.company_id == self.company_id, User.id == user_id)
         )
 
     def tags_by_key(self, names: Iterable[str]) -> dict[str, Tag]:

@@ -63,13 +63,18 @@ def _resolve_tags(repo: PartnerRepository, names: list[str]) -> list[uuid.UUID]:
     return [found[n.strip().lower()].id for n in names]
 
 
-def check_owner(repo: PartnerRepository, owner_id: uuid.UUID | None) -> None:
-    if owner_id is not None and not repo.owner_exists(owner_id):
+def check_owner(repo: PartnerRepository, owner_id: uuid.UUID | None) -> str | None:
+    """The owner's name (None for no owner); 422 when the user does not exist."""
+    if owner_id is None:
+        return None
+    name = repo.owner_name(owner_id)
+    if name is None:
         raise ValidationFailed(
             f"User {owner_id} does not exist.",
             code="unknown_owner",
             errors=[FieldError(("body", "owner_id"), "no such user", "unknown_owner")],
         )
+    return name
 
 
 def _integrity(exc: IntegrityError) -> Conflict:
@@ -106,7 +111,7 @@ def create(
     idempotency: Idempotency | None = None,
 ) -> Partner:
     repo = PartnerRepository(session, principal.company_id)
-    check_owner(repo, data.owner_id)
+    owner_name = check_owner(repo, data.owner_id)
     _check_locations(data.locations)
     tag_ids = _resolve_tags(repo, data.tags)
     now = utcnow()
@@ -121,6 +126,7 @@ def create(
         phone=data.phone,
         website=str(data.website) if data.website else None,
         owner_id=data.owner_id,
+        owner_name=owner_name,
         customer_stage=data.customer_stage.value if data.customer_stage else None,
         credit_limit=data.credit_limit,
         accounting_ref=data.accounting_ref,
@@ -170,7 +176,7 @@ def update(
     check_if_match(if_match, PartnerRead.of(partner))
     changes: dict[str, Any] = data.model_dump(exclude_unset=True, exclude={"tags", "locations"})
     if "owner_id" in changes:
-        check_owner(repo, data.owner_id)
+        changes["owner_name"] = check_owner(repo, data.owner_id)
     tag_ids = _resolve_tags(repo, data.tags) if data.tags is not None else None
     if data.locations is not None:
         _check_locations(data.locations)

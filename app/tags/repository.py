@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
-from app.models import Tag
+from app.db.base import utcnow
+from app.models import Partner, PartnerTag, Tag
 from app.tags.schemas import tag_key
 
 _KEY = SortField(Tag.name_key, str, lambda t: t.name_key, nullable=False)
@@ -39,6 +40,17 @@ class TagRepository:
     def add(self, tag: Tag) -> None:
         self.session.add(tag)
         self.session.flush()
+
+    def touch_partners_of(self, tag: Tag) -> None:
+        tagged = select(PartnerTag.partner_id).where(
+            PartnerTag.company_id == self.company_id, PartnerTag.tag_id == tag.id
+        )
+        self.session.execute(
+            update(Partner)
+            .where(Partner.company_id == self.company_id, Partner.id.in_(tagged))
+            .values(updated_at=utcnow(), version=Partner.version + 1)
+            .execution_options(synchronize_session=False)
+        )
 
     def delete(self, tag: Tag) -> None:
         self.session.delete(tag)

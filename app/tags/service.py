@@ -53,5 +53,6 @@ def delete(*, session: Session, principal: Principal, name: str) -> None:
     tag = repo.get(name)
     if tag is None:
         raise _not_found(name)
+    repo.touch_partners_of(tag)  # their representation changes: "changed since" must see it
     repo.delete(tag)
     session.commit()
