@@ -6,7 +6,7 @@ DB ?= all
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev lint fmt typecheck openapi clean test-sqlite test-postgresql
+.PHONY: run test install install-dev lint fmt typecheck openapi clean test-sqlite test-postgresql bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,3 +54,7 @@ openapi: install
 
 clean:
 	rm -rf $(VENV) *.egg-info crm.db crm.db-*
+
+## bench: seed (first time), serve with several workers, measure; figures in bench/results/
+bench: install-dev
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

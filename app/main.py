@@ -34,6 +34,7 @@ from app.core.middleware import RequestContextMiddleware
 from app.core.problem_schema import Problem
 from app.crm.router import router as crm_router
 from app.db.session import Database, build_engine
+from app.ops.bench import router as floor_router
 from app.ops.router import router as ops_router
 from app.partners.router import router as partners_router
 from app.sales_orders.router import router as sales_orders_router
@@ -237,6 +238,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         accounting_router,
     ):
         app.include_router(router)
+    if settings.bench_routes:
+        app.include_router(floor_router)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     _add_problem_schema(app)
     return app

@@ -244,6 +244,7 @@ def seed(
                 "phone": None,
                 "website": None,
                 "owner_id": owner,
+                "owner_name": seller["name"] if seller else None,
                 "customer_stage": stage,
                 "credit_limit": limit,
                 "accounting_ref": str(100_000 + number),

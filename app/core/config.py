@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     accounting_heartbeat_timeout: float = Field(
         default=120.0, gt=0, description="A running refresh silent this long is marked failed"
     )
+    bench_routes: bool = Field(
+        default=False, description="Serve /bench/floor (benchmarks only: 50 prepared rows)"
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)

@@ -63,7 +63,8 @@ class OverviewRepository:
     session: Session
     company_id: uuid.UUID
 
-    def _select(self, f: PartnerFilter) -> Any:
+    def select_rows(self, f: PartnerFilter) -> Any:
+        """The overview rows matching ``f``, unordered: the base of every page."""
         dialect = self.session.get_bind().dialect.name
         return (
             select(
@@ -87,11 +88,11 @@ class OverviewRepository:
 
     def page(self, f: PartnerFilter, page: PageRequest) -> RawPage[Any]:
         return paginate(
-            self.session, self._select(f), sorting=OVERVIEW_SORTING, request=page, scalars=False
+            self.session, self.select_rows(f), sorting=OVERVIEW_SORTING, request=page, scalars=False
         )
 
     def all_rows(self, f: PartnerFilter, sort: str | None) -> Iterator[Any]:
-        return iterate(self.session, self._select(f), sorting=OVERVIEW_SORTING, sort=sort)
+        return iterate(self.session, self.select_rows(f), sorting=OVERVIEW_SORTING, sort=sort)
 
     def summary(self, f: PartnerFilter) -> list[Any]:
         stmt = (

@@ -9,6 +9,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    Numeric,
     String,
     UniqueConstraint,
     Uuid,
@@ -23,7 +24,8 @@ from app.models.user import User
 
 QUANTITY = ScaledDecimal(18, 6)
 RATE = ScaledDecimal(18, 6)
-PERCENT = ScaledDecimal(5, 2)
+# Five digits are exact as a float too, and the CHECK (<= 100) must see the plain value.
+PERCENT = Numeric(5, 2)
 
 
 class SalesOrder(Base):
