@@ -118,7 +118,7 @@ def ensure_demo(session: Session) -> str:
                 ("Anna Berg", "anna@demo.example"),
             )
         ]
-        principal = Principal(company=company, user=admin, scope=Scope.admin, token_id=admin.id)
+        principal = Principal.acting_as(company, admin)
         for tag in ("Wholesale", "Organic", "Export", "Retail"):
             tags.create(session=session, principal=principal, data=TagCreate(name=tag))
         for index, (name, country, tag_names, stage, limit, owner) in enumerate(_PARTNERS):

@@ -23,7 +23,6 @@ import json
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -57,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def timed(fn: Callable[[], Any], n: int, warmup: int = 3) -> list[float]:
@@ -363,7 +362,7 @@ def bench(target: Target, workers: int, quick: bool) -> dict[str, Any]:
         t0 = time.perf_counter()
         lines = 0
         with client.stream("GET", "/api/v1/crm/overview.csv") as r:
-            for chunk in r.iter_lines():
+            for _line in r.iter_lines():
                 lines += 1
         csv_s = time.perf_counter() - t0
         done.set()

@@ -29,9 +29,7 @@ class Tenant:
 
     @property
     def principal(self) -> Principal:
-        return Principal(
-            company=self.company, user=self.admin, scope=Scope.admin, token_id=uuid.uuid4()
-        )
+        return Principal.acting_as(self.company, self.admin)
 
 
 def make_company(session: Session, *, slug: str | None = None, **overrides: Any) -> Company:

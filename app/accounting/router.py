@@ -21,6 +21,8 @@ from app.core.errors import problem_responses
 from app.core.http import json_response, location
 from app.core.pagination import Page, PageRequest, page_params
 from app.db.session import Database
+from app.idempotency import service as idempotency
+from app.idempotency.service import IdempotencyKeyHeader
 from app.models import AccountingConnection, SyncRun
 from app.models.enums import SyncTrigger
 
@@ -159,7 +161,29 @@ def get_accounting_sync_run(principal: Reader, session: SessionDep, run_id: uuid
     operation_id="push_accounting_balances",
     responses=problem_responses(401, 403, 413, 422),
 )
-def push_accounting_balances(principal: Writer, session: SessionDep, body: BalancePush) -> Response:
-    """Store balances pushed by an integration, all or nothing; report refs with no partner."""
-    result = service.push_balances(session=session, company_id=principal.company_id, data=body)
-    return json_response(result)
+def push_accounting_balances(
+    request: Request,
+    principal: Writer,
+    session: SessionDep,
+    body: BalancePush,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Store balances pushed by an integration, all or nothing; report refs with no partner.
+
+    A balance older (`as_of`) than the one stored is not applied (counted as unchanged)."""
+
+    def execute(idem: idempotency.Idempotency | None) -> Response:
+        result = service.push_balances(
+            session=session, company_id=principal.company_id, data=body, idempotency=idem
+        )
+        return json_response(result)
+
+    return idempotency.run(
+        session=session,
+        company_id=principal.company_id,
+        key=idempotency_key,
+        method="POST",
+        path=request.url.path,
+        body=body,
+        execute=execute,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from pydantic import AwareDatetime, Field, HttpUrl, field_validator
@@ -62,6 +63,13 @@ class BalanceIn(RequestModel):
 class BalancePush(RequestModel):
     balances: list[BalanceIn] = Field(min_length=1, max_length=10_000)
     as_of: AwareDatetime = Field(description="When the accounting system had these balances")
+
+    @field_validator("as_of")
+    @classmethod
+    def _not_future(cls, value: datetime) -> datetime:
+        if value > datetime.now(UTC) + timedelta(minutes=5):
+            raise ValueError("lies in the future")
+        return value
 
     @field_validator("balances")
     @classmethod

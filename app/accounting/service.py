@@ -33,6 +33,7 @@ from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from app.core.pagination import PageRequest, RawPage
 from app.db.base import utcnow
 from app.db.session import Database
+from app.idempotency.service import Idempotency
 from app.models import AccountingConnection, Company, SyncRun
 from app.models.enums import AccountingProviderName, SyncRunStatus
 from app.partners.credit import is_exceeded
@@ -60,6 +61,7 @@ def _this_runner() -> str:
 
 def default_provider(config: ProviderConfig, settings: Settings) -> AccountingProvider:
     policy = RetryPolicy(
+        request_timeout=settings.accounting_request_timeout,
         attempts=settings.accounting_retry_attempts,
         max_wait=settings.accounting_retry_max_wait,
         connect_timeout=settings.accounting_connect_timeout,
@@ -90,12 +92,16 @@ def put_connection(
 ) -> AccountingConnection:
     repo = AccountingRepository(session, company_id)
     connection = repo.connection(for_update=True)
-    stored = secrets.decrypt(secret_key, connection.credentials) if connection else {}
-    credentials = dict(stored)
-    for name in ("app_secret_token", "agreement_grant_token"):
-        value = getattr(data, name)
-        if value is not None:
-            credentials[name] = value
+    given = {
+        name: value
+        for name in ("app_secret_token", "agreement_grant_token")
+        if (value := getattr(data, name)) is not None
+    }
+    credentials: dict[str, str] = {}
+    if connection is not None and len(given) < 2:
+        # Keep the stored tokens that this request leaves out.
+        credentials = secrets.decrypt(secret_key, connection.credentials)
+    credentials.update(given)
     missing = [n for n in ("app_secret_token", "agreement_grant_token") if n not in credentials]
     if missing:
         raise ValidationFailed(
@@ -285,6 +291,10 @@ def execute_run(
             )
         # The read transaction is over before the provider is called.
         provider = provider_factory(config, settings)
+        deadline = started + settings.accounting_run_timeout
+        set_deadline = getattr(provider, "set_deadline", None)
+        if set_deadline is not None:
+            set_deadline(deadline)
         last_beat = time.monotonic()
         try:
             for record in provider.iter_balances():
@@ -332,7 +342,7 @@ def execute_run(
     except secrets.SecretKeyMissing as exc:
         _finish(db, company_id, run_id, fetched=0, error=ProviderError(exc.code, exc.detail))
     except Exception:
-        log.exception("sync_crashed", run_id=str(run_id))
+        # Mark the run failed first: nothing, not even logging, may leave it "running".
         _finish(
             db,
             company_id,
@@ -340,6 +350,7 @@ def execute_run(
             fetched=len(fetched),
             error=ProviderError("internal_error", "The refresh failed unexpectedly."),
         )
+        log.exception("sync_crashed", run_id=str(run_id))
 
 
 def list_runs(*, session: Session, company_id: uuid.UUID, page: PageRequest) -> RawPage[SyncRun]:
@@ -354,7 +365,11 @@ def get_run(*, session: Session, company_id: uuid.UUID, run_id: uuid.UUID) -> Sy
 
 
 def push_balances(
-    *, session: Session, company_id: uuid.UUID, data: BalancePush
+    *,
+    session: Session,
+    company_id: uuid.UUID,
+    data: BalancePush,
+    idempotency: Idempotency | None = None,
 ) -> BalancePushResult:
     company = session.scalar(select(Company).where(Company.id == company_id))
     assert company is not None
@@ -364,10 +379,13 @@ def push_balances(
         balances={b.accounting_ref: b.balance for b in data.balances},
         synced_at=data.as_of,
     )
-    session.commit()
-    return BalancePushResult(
+    result = BalancePushResult(
         updated=applied.updated,
         unchanged=applied.unchanged,
         unmatched=len(applied.unmatched_refs),
         unmatched_refs=applied.unmatched_refs,
     )
+    if idempotency is not None:
+        idempotency.record(session, result, status_code=200)
+    session.commit()
+    return result

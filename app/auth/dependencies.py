@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -44,9 +45,31 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 
 @dataclass(frozen=True)
+class CompanyInfo:
+    """The caller's company as read at authentication (plain values, no session needed)."""
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    base_currency: str
+    credit_check: str
+    credit_enforcement: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    id: uuid.UUID
+    name: str
+    email: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Principal:
-    company: Company
-    user: User
+    company: CompanyInfo
+    user: UserInfo
     scope: Scope
     token_id: uuid.UUID
 
@@ -54,41 +77,57 @@ class Principal:
     def company_id(self) -> uuid.UUID:
         return self.company.id
 
+    @classmethod
+    def acting_as(cls, company: Company, user: User, scope: Scope = Scope.admin) -> Principal:
+        """A principal for work done outside a request (CLI, demo, seed), as ``user``."""
+        return cls(
+            company=CompanyInfo(*(getattr(company, f.name) for f in fields(CompanyInfo))),
+            user=UserInfo(*(getattr(user, f.name) for f in fields(UserInfo))),
+            scope=scope,
+            token_id=uuid.UUID(int=0),
+        )
+
+
+_COMPANY_COLUMNS = [getattr(Company, f.name) for f in fields(CompanyInfo)]
+_USER_COLUMNS = [getattr(User, f.name) for f in fields(UserInfo)]
+_AUTH_QUERY = (
+    select(ApiToken.id, ApiToken.scope, *_COMPANY_COLUMNS, *_USER_COLUMNS)
+    .join(User, (User.company_id == ApiToken.company_id) & (User.id == ApiToken.user_id))
+    .join(Company, Company.id == ApiToken.company_id)
+)
+
 
 def authenticate(
     request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
-    challenge = {"WWW-Authenticate": 'Bearer realm="crm-overview"'}
+    challenge = 'Bearer realm="crm-overview"'
     if credentials is None:
         raise Unauthorized(
             "Send an API token: Authorization: Bearer <token>.",
             code="missing_token",
-            headers=challenge,
+            headers={"WWW-Authenticate": challenge},
         )
     secret = credentials.credentials
     row = None
     if len(secret) <= MAX_TOKEN_LENGTH:
         row = session.execute(
-            select(ApiToken, User, Company)
-            .join(User, (User.company_id == ApiToken.company_id) & (User.id == ApiToken.user_id))
-            .join(Company, Company.id == ApiToken.company_id)
-            .where(ApiToken.token_hash == hash_secret(secret))
+            _AUTH_QUERY.where(ApiToken.token_hash == hash_secret(secret))
         ).one_or_none()
     if row is None:
         raise Unauthorized(
             "The API token is unknown or has been revoked.",
             code="invalid_token",
-            headers={
-                **challenge,
-                "WWW-Authenticate": challenge["WWW-Authenticate"] + ', error="invalid_token"',
-            },
+            headers={"WWW-Authenticate": challenge + ', error="invalid_token"'},
         )
-    token, user, company = row
-    # Detach them: they describe the caller for the whole request, whatever the session does.
-    session.expunge_all()
-    principal = Principal(company=company, user=user, scope=Scope(token.scope), token_id=token.id)
+    n_company = len(_COMPANY_COLUMNS)
+    principal = Principal(
+        company=CompanyInfo(*row[2 : 2 + n_company]),
+        user=UserInfo(*row[2 + n_company :]),
+        scope=Scope(row.scope),
+        token_id=row.id,
+    )
     request.state.principal = principal
     return principal
 

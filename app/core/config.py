@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     )
     accounting_connect_timeout: float = Field(default=5.0, gt=0)
     accounting_read_timeout: float = Field(default=30.0, gt=0)
+    accounting_request_timeout: float = Field(
+        default=120.0, gt=0, description="Longest time for one whole answer of the provider"
+    )
     accounting_retry_attempts: int = Field(default=5, ge=1, le=20)
     accounting_retry_max_wait: float = Field(
         default=20.0, ge=0, description="Longest pause between two attempts, in seconds"

@@ -12,13 +12,14 @@ from app.auth.dependencies import Principal
 from app.core.pagination import PageRequest, RawPage
 from app.crm.repository import OverviewRepository, money, split_tags
 from app.crm.schemas import OverviewRow, StageSummary, Summary
-from app.models.enums import STAGE_ORDER
+from app.models.enums import STAGE_ORDER, CustomerStage
 from app.partners.schemas import PartnerFilter
 from app.users.schemas import UserRef
 
 
 def row_of(row: Any) -> OverviewRow:
-    return OverviewRow(
+    """An overview row from a result row, without validation: the database is the source."""
+    return OverviewRow.model_construct(
         number=row.number,
         name=row.name,
         country=row.country,
@@ -29,8 +30,10 @@ def row_of(row: Any) -> OverviewRow:
         uninvoiced_total=row.uninvoiced_total,
         tags=split_tags(row.tags),
         latest_sales_delivery_date=row.latest_sales_delivery_date,
-        owner=UserRef(id=row.owner_id, name=row.owner_name) if row.owner_id else None,
-        customer_stage=row.customer_stage,
+        owner=UserRef.model_construct(id=row.owner_id, name=row.owner_name)
+        if row.owner_id
+        else None,
+        customer_stage=CustomerStage(row.customer_stage),
     )
 
 

@@ -33,7 +33,8 @@ class RetryPolicy:
     max_wait: float = 20.0  # longest pause between attempts, also the cap on Retry-After
     initial_wait: float = 0.5
     connect_timeout: float = 5.0
-    read_timeout: float = 30.0
+    read_timeout: float = 30.0  # between two bytes
+    request_timeout: float = 120.0  # for a whole answer, however slowly it drips
 
 
 class AccountingProvider(Protocol):

@@ -27,6 +27,7 @@ from tenacity import (
 )
 
 from app.accounting.providers.base import DebtorBalance, ProviderError, RetryPolicy
+from app.core.types import MONEY_LIMIT
 
 NAME = "e-conomic"
 DEFAULT_BASE_URL = "https://restapi.e-conomic.com"
@@ -66,7 +67,10 @@ def _money(value: Any) -> Decimal:
     amount = Decimal(value)
     if not amount.is_finite():
         raise ValueError("not finite")
-    return amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    amount = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    if abs(amount) >= MONEY_LIMIT:
+        raise ValueError("an amount too large to store")
+    return amount
 
 
 class EconomicProvider:
@@ -83,6 +87,7 @@ class EconomicProvider:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.policy = policy or RetryPolicy()
+        self._deadline: float | None = None
         self._base = httpx.URL(base_url.rstrip("/") + "/")
         self._sleep = sleep
         self._client = httpx.Client(
@@ -111,6 +116,10 @@ class EconomicProvider:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def set_deadline(self, deadline: float) -> None:
+        """A monotonic time by which the whole refresh must be done."""
+        self._deadline = deadline
 
     # -- the protocol ------------------------------------------------------------------
 
@@ -182,7 +191,7 @@ class EconomicProvider:
 
     def _wait(self, state: RetryCallState) -> float:
         backoff = wait_exponential_jitter(
-            initial=self.policy.initial_wait, max=self.policy.max_wait
+            multiplier=self.policy.initial_wait, max=self.policy.max_wait
         )(state)
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, _Retryable) and error.retry_after is not None:
@@ -213,15 +222,42 @@ class EconomicProvider:
         except _Retryable as exc:
             raise ProviderError(exc.code, exc.message) from None
 
-    def _get_once(self, url: str) -> dict[str, Any]:
+    def _fetch(self, url: str) -> httpx.Response:
+        """One GET whose whole answer must arrive within the request timeout (and the run's
+        deadline): a server dripping bytes slower than that cannot hold the refresh."""
+        now = time.monotonic()
+        limit = now + self.policy.request_timeout
+        run_over = self._deadline is not None and self._deadline <= limit
+        if run_over:
+            limit = self._deadline  # type: ignore[assignment]
+        if now >= limit:
+            raise ProviderError("run_timeout", "The refresh took longer than allowed.")
         try:
-            response = self._client.get(url)
+            with self._client.stream("GET", url) as response:
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body.extend(chunk)
+                    if time.monotonic() > limit:
+                        if run_over:
+                            raise ProviderError(
+                                "run_timeout", "The refresh took longer than allowed."
+                            )
+                        raise _Retryable("upstream_timeout", "e-conomic answered too slowly.")
+                headers = [
+                    (k, v)
+                    for k, v in response.headers.multi_items()
+                    if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+                ]
+                return httpx.Response(response.status_code, headers=headers, content=bytes(body))
         except httpx.TimeoutException:
             raise _Retryable("upstream_timeout", "e-conomic did not answer in time.") from None
         except httpx.TransportError as exc:
             raise _Retryable(
                 "upstream_unreachable", f"e-conomic could not be reached ({type(exc).__name__})."
             ) from None
+
+    def _get_once(self, url: str) -> dict[str, Any]:
+        response = self._fetch(url)
         status = response.status_code
         if status in (401, 403):
             raise ProviderError(

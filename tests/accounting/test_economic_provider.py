@@ -1,0 +1,508 @@
+"""EconomicProvider against the live fake e-conomic: paging, headers, amounts, and the fault
+matrix (each failure is retried to success within a bounded time, or raises a stable code)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from email.utils import format_datetime
+
+import pytest
+
+from app.accounting.providers.base import DebtorBalance, ProviderError, RetryPolicy
+from app.accounting.providers.economic import EconomicProvider, parse_retry_after
+from tests.accounting.fake_economic import (
+    AGREEMENT_GRANT_TOKEN,
+    APP_SECRET_TOKEN,
+    FakeEconomic,
+    customer,
+)
+from tests.accounting.helpers import assert_no_secret
+
+FAST = RetryPolicy(
+    attempts=3, max_wait=0.3, initial_wait=0.05, connect_timeout=1.0, read_timeout=0.5
+)
+TWO = RetryPolicy(
+    attempts=2, max_wait=0.2, initial_wait=0.05, connect_timeout=1.0, read_timeout=0.5
+)
+
+
+@pytest.fixture
+def make_provider(economic: FakeEconomic) -> Iterator[object]:
+    made: list[EconomicProvider] = []
+
+    def make(policy: RetryPolicy = FAST, base_url: str | None = None) -> EconomicProvider:
+        provider = EconomicProvider(
+            base_url=base_url or economic.base_url,
+            app_secret_token=APP_SECRET_TOKEN,
+            agreement_grant_token=AGREEMENT_GRANT_TOKEN,
+            policy=policy,
+        )
+        made.append(provider)
+        return provider
+
+    yield make
+    for provider in made:
+        provider.close()
+
+
+def fetch(provider: EconomicProvider) -> list[DebtorBalance]:
+    return list(provider.iter_balances())
+
+
+def fails(provider: EconomicProvider, code: str) -> ProviderError:
+    with pytest.raises(ProviderError) as info:
+        fetch(provider)
+    assert info.value.code == code, (info.value.code, info.value.message)
+    assert info.value.message
+    assert_no_secret(info.value.message, str(info.value))
+    return info.value
+
+
+def many(count: int, first: int = 1) -> list[dict[str, object]]:
+    """``count`` customers with distinct balances: number n owes n + n/100."""
+    return [customer(n, Decimal(n) + Decimal(n % 100) / 100) for n in range(first, first + count)]
+
+
+# -- the happy path ---------------------------------------------------------------------------
+
+
+def test_pages_through_every_customer_with_exact_decimal_balances(
+    economic: FakeEconomic, make_provider
+) -> None:
+    special = [
+        customer(101, "6259.20"),
+        customer(102, "0.10"),
+        customer(103, "-1500.05"),
+        customer(104, 0),
+        customer(105, "99999999999.99"),
+        customer(106, "7.005"),  # a float would read 7.00499999... and round down
+        customer(107, "0.1"),
+    ]
+    crowd = many(2400, first=1000)
+    economic.set_customers(special + crowd)
+
+    records = fetch(make_provider())
+
+    assert len(records) == len(special) + len(crowd)
+    assert len({r.customer_ref for r in records}) == len(records)
+    got = {r.customer_ref: r.balance for r in records}
+    assert all(isinstance(b, Decimal) for b in got.values())
+    assert got["101"] == Decimal("6259.20")
+    assert got["102"] == Decimal("0.10")
+    assert got["103"] == Decimal("-1500.05")
+    assert got["104"] == Decimal("0")
+    assert got["105"] == Decimal("99999999999.99")
+    assert got["106"] == Decimal("7.01")
+    assert got["107"] == Decimal("0.10")
+    for c in crowd:
+        assert got[str(c["customerNumber"])] == c["balance"]
+    first = next(r for r in records if r.customer_ref == "101")
+    assert (first.name, first.currency) == ("Customer 101", "DKK")
+
+    pages = economic.customer_requests()
+    assert len(pages) == 3  # 2407 customers, 1000 a page
+    assert [p.query for p in pages] == [{"skippages": str(n), "pagesize": "1000"} for n in range(3)]
+
+
+def test_sends_both_tokens_and_json_content_type_on_every_request(
+    economic: FakeEconomic, make_provider
+) -> None:
+    economic.set_customers(many(1500))
+    provider = make_provider()
+    provider.check_credentials()
+    assert len(fetch(provider)) == 1500
+
+    seen = economic.requests
+    assert [r.path for r in seen] == ["/self", "/customers", "/customers"]
+    for r in seen:
+        assert r.method == "GET"
+        assert r.headers["x-appsecrettoken"] == APP_SECRET_TOKEN
+        assert r.headers["x-agreementgranttoken"] == AGREEMENT_GRANT_TOKEN
+        assert r.headers["content-type"] == "application/json"
+
+
+def test_asks_for_the_largest_page_size(economic: FakeEconomic, make_provider) -> None:
+    economic.set_customers(many(5))
+    assert len(fetch(make_provider())) == 5
+    (only,) = economic.customer_requests()
+    assert only.query == {"skippages": "0", "pagesize": "1000"}
+
+
+def test_thousands_of_customers_in_a_bounded_time(economic: FakeEconomic, make_provider) -> None:
+    economic.set_customers(many(5000))
+    began = time.monotonic()
+    records = fetch(make_provider())
+    assert len(records) == 5000
+    assert len(economic.customer_requests()) == 5
+    assert time.monotonic() - began < 10
+
+
+def test_no_customers_at_all(economic: FakeEconomic, make_provider) -> None:
+    assert fetch(make_provider()) == []
+    assert len(economic.customer_requests()) == 1
+
+
+def test_an_empty_page_without_collection_is_an_empty_list(
+    economic: FakeEconomic, make_provider
+) -> None:
+    economic.add_fault("no_collection")
+    assert fetch(make_provider()) == []
+
+
+def test_an_empty_last_page_without_collection_ends_the_list(
+    economic: FakeEconomic, make_provider
+) -> None:
+    economic.set_customers(many(1000))
+    # The first (full) page points at a second one, which is empty and leaves collection out.
+    economic.add_fault(
+        "next_page", page=0, url=f"{economic.base_url}/customers?skippages=1&pagesize=1000"
+    )
+    economic.add_fault("no_collection", page=1)
+    assert len(fetch(make_provider())) == 1000
+    assert [r.query["skippages"] for r in economic.customer_requests()] == ["0", "1"]
+
+
+def test_a_relative_next_page_on_the_same_host_is_followed(
+    economic: FakeEconomic, make_provider
+) -> None:
+    economic.set_customers(many(1200))
+    economic.add_fault("next_page", page=0, url="/customers?skippages=1&pagesize=1000")
+    assert len(fetch(make_provider())) == 1200
+
+
+def test_a_slow_answer_within_the_read_timeout_is_waited_for(
+    economic: FakeEconomic, make_provider
+) -> None:
+    economic.set_customers(many(3))
+    economic.add_fault("delay", seconds=0.25)
+    assert len(fetch(make_provider())) == 3
+    assert len(economic.customer_requests()) == 1
+
+
+def test_check_credentials_accepts_good_tokens(economic: FakeEconomic, make_provider) -> None:
+    make_provider().check_credentials()
+    assert [r.path for r in economic.requests] == ["/self"]
+
+
+# -- failures that end in success -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_5xx_burst_shorter_than_the_attempts_is_retried_to_success(
+    economic: FakeEconomic, make_provider, status: int
+) -> None:
+    economic.set_customers(many(10))
+    economic.add_fault("status", status=status, times=2)
+    began = time.monotonic()
+    assert len(fetch(make_provider())) == 10
+    elapsed = time.monotonic() - began
+    assert len(economic.customer_requests()) == 3
+    assert elapsed < 1.5  # two waits of at most max_wait (0.3 s) each, plus the requests
+
+
+def test_a_5xx_burst_on_a_later_page_retries_only_that_page(
+    economic: FakeEconomic, make_provider
+) -> None:
+    economic.set_customers(many(2500))
+    economic.add_fault("status", status=503, page=2, times=2)
+    assert len(fetch(make_provider())) == 2500
+    assert [r.query["skippages"] for r in economic.customer_requests()] == [
+        "0",
+        "1",
+        "2",
+        "2",
+        "2",
+    ]
+
+
+def test_a_hang_once_is_retried_to_success(economic: FakeEconomic, make_provider) -> None:
+    economic.set_customers(many(10))
+    economic.add_fault("delay", seconds=5, times=1)
+    began = time.monotonic()
+    assert len(fetch(make_provider())) == 10
+    assert time.monotonic() - began < 2.0
+    assert len(economic.customer_requests()) == 2
+
+
+def test_429_with_retry_after_seconds_is_honoured(economic: FakeEconomic, make_provider) -> None:
+    economic.set_customers(many(10))
+    economic.add_fault("status", status=429, headers={"Retry-After": "1"}, times=1)
+    policy = RetryPolicy(attempts=3, max_wait=5.0, initial_wait=0.05, read_timeout=0.5)
+    began = time.monotonic()
+    assert len(fetch(make_provider(policy))) == 10
+    elapsed = time.monotonic() - began
+    assert 0.9 <= elapsed < 2.0, elapsed
+    assert len(economic.customer_requests()) == 2
+
+
+def test_429_retry_after_is_capped_by_max_wait(economic: FakeEconomic, make_provider) -> None:
+    economic.set_customers(many(10))
+    economic.add_fault("status", status=429, headers={"Retry-After": "3600"}, times=1)
+    began = time.monotonic()
+    assert len(fetch(make_provider())) == 10
+    assert time.monotonic() - began < 2.0  # max_wait is 0.3 s, not an hour
+    assert len(economic.customer_requests()) == 2
+
+
+def test_429_with_retry_after_as_an_http_date_is_honoured(
+    economic: FakeEconomic, make_provider
+) -> None:
+    economic.set_customers(many(10))
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)
+    economic.add_fault("status", status=429, headers={"Retry-After": when}, times=1)
+    policy = RetryPolicy(attempts=3, max_wait=5.0, initial_wait=0.05, read_timeout=0.5)
+    began = time.monotonic()
+    assert len(fetch(make_provider(policy))) == 10
+    elapsed = time.monotonic() - began
+    # An HTTP date has whole seconds: two seconds from now is one to two seconds away.
+    assert 0.8 <= elapsed < 3.0, elapsed
+    assert len(economic.customer_requests()) == 2
+
+
+def test_429_with_an_http_date_is_capped_by_max_wait(economic: FakeEconomic, make_provider) -> None:
+    economic.set_customers(many(10))
+    when = format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
+    economic.add_fault("status", status=429, headers={"Retry-After": when}, times=1)
+    began = time.monotonic()
+    assert len(fetch(make_provider())) == 10
+    assert time.monotonic() - began < 2.0  # max_wait is 0.3 s, not an hour
+
+
+# -- failures that end the refresh ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("wrong", ["app", "grant"])
+def test_401_is_invalid_credentials_without_retry(
+    economic: FakeEconomic, make_provider, wrong: str
+) -> None:
+    economic.set_customers(many(10))
+    if wrong == "app":
+        economic.app_secret_token = "another-app-secret"
+    else:
+        economic.agreement_grant_token = "another-grant"
+    error = fails(make_provider(), "invalid_credentials")
+    assert len(economic.requests) == 1
+    # The fake echoes the tokens in its error body: none of it may reach the message.
+    assert "Offered" not in error.message
+
+
+def test_check_credentials_refused(economic: FakeEconomic, make_provider) -> None:
+    economic.agreement_grant_token = "another-grant"
+    with pytest.raises(ProviderError) as info:
+        make_provider().check_credentials()
+    assert info.value.code == "invalid_credentials"
+    assert_no_secret(info.value.message)
+    assert len(economic.requests) == 1
+
+
+def test_401_on_a_later_page_is_not_retried(economic: FakeEconomic, make_provider) -> None:
+    economic.set_customers(many(2500))
+    economic.add_fault("status", status=401, page=1)
+    fails(make_provider(), "invalid_credentials")
+    assert [r.query["skippages"] for r in economic.customer_requests()] == ["0", "1"]
+
+
+def test_403_is_invalid_credentials_without_retry(economic: FakeEconomic, make_provider) -> None:
+    economic.add_fault("status", status=403)
+    fails(make_provider(), "invalid_credentials")
+    assert len(economic.requests) == 1
+
+
+@pytest.mark.parametrize("status", [400, 404, 422])
+def test_4xx_is_upstream_rejected_request_without_retry(
+    economic: FakeEconomic, make_provider, status: int
+) -> None:
+    economic.add_fault("status", status=status)
+    fails(make_provider(), "upstream_rejected_request")
+    assert len(economic.requests) == 1
+
+
+def test_5xx_forever_fails_after_exactly_the_attempts(
+    economic: FakeEconomic, make_provider
+) -> None:
+    economic.add_fault("status", status=503)
+    began = time.monotonic()
+    fails(make_provider(), "upstream_error")
+    assert len(economic.requests) == FAST.attempts
+    assert time.monotonic() - began < 2.0
+
+
+def test_429_forever_fails_as_rate_limited_after_the_attempts(
+    economic: FakeEconomic, make_provider
+) -> None:
+    economic.add_fault("status", status=429, headers={"Retry-After": "1"})
+    began = time.monotonic()
+    fails(make_provider(), "rate_limited")
+    assert len(economic.requests) == FAST.attempts
+    # Each wait is capped at max_wait (0.3 s).
+    assert time.monotonic() - began < 2.0
+
+
+def test_a_hang_forever_is_upstream_timeout_in_a_bounded_time(
+    economic: FakeEconomic, make_provider
+) -> None:
+    economic.add_fault("delay", seconds=10)
+    began = time.monotonic()
+    fails(make_provider(TWO), "upstream_timeout")
+    elapsed = time.monotonic() - began
+    assert len(economic.requests) == TWO.attempts
+    # attempts x read timeout (0.5 s) plus one wait of at most 0.2 s
+    assert elapsed < TWO.attempts * TWO.read_timeout + TWO.max_wait + 0.8, elapsed
+
+
+def test_a_body_that_stalls_midway_is_upstream_timeout(
+    economic: FakeEconomic, make_provider
+) -> None:
+    economic.set_customers(many(50))
+    economic.add_fault("stall_body", seconds=10)
+    began = time.monotonic()
+    fails(make_provider(TWO), "upstream_timeout")
+    assert time.monotonic() - began < TWO.attempts * TWO.read_timeout + TWO.max_wait + 0.8
+    assert len(economic.requests) == TWO.attempts
+
+
+def test_malformed_json_is_malformed_response_without_retry(
+    economic: FakeEconomic, make_provider
+) -> None:
+    economic.add_fault("malformed")
+    fails(make_provider(), "malformed_response")
+    assert len(economic.requests) == 1
+
+
+def test_json_that_is_not_an_object_is_malformed_response(
+    economic: FakeEconomic, make_provider
+) -> None:
+    economic.add_fault("not_object")
+    fails(make_provider(), "malformed_response")
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"customerNumber": 7, "name": "no balance"},
+        {"customerNumber": 7, "balance": "12.50"},
+        {"customerNumber": 7, "balance": True},
+        {"customerNumber": 7, "balance": None},
+        {"customerNumber": "7", "balance": 1},
+        {"customerNumber": True, "balance": 1},
+        {"balance": 1},
+        "a string",
+    ],
+    ids=[
+        "no-balance",
+        "balance-string",
+        "balance-bool",
+        "balance-null",
+        "number-string",
+        "number-bool",
+        "no-number",
+        "not-object",
+    ],
+)
+def test_a_customer_that_cannot_be_read_is_malformed_response(
+    economic: FakeEconomic, make_provider, item: object
+) -> None:
+    economic.add_fault("customers", items=[customer(1, "1.00"), item])
+    fails(make_provider(), "malformed_response")
+
+
+def test_a_collection_that_is_not_a_list_is_malformed_response(
+    economic: FakeEconomic, make_provider
+) -> None:
+    economic.set_customers(many(2))
+    fault = economic.add_fault("customers")
+    fault.items = {"customerNumber": 1, "balance": 1}  # type: ignore[assignment]
+    fails(make_provider(), "malformed_response")
+
+
+def test_a_next_page_pointing_back_is_refused(economic: FakeEconomic, make_provider) -> None:
+    economic.set_customers(many(1500))
+    economic.add_fault(
+        "next_page", page=1, url=f"{economic.base_url}/customers?skippages=0&pagesize=1000"
+    )
+    fails(make_provider(), "malformed_response")
+    # The loop is caught at the latest when an absolute URL repeats (the first page was asked
+    # for by a relative one): never more than one page again.
+    assert len(economic.customer_requests()) <= 3
+
+
+@pytest.mark.parametrize("where", ["other-host", "other-port", "other-scheme"])
+def test_a_next_page_leaving_the_host_is_refused(
+    economic: FakeEconomic, foreign: FakeEconomic, make_provider, where: str
+) -> None:
+    economic.set_customers(many(1500))
+    port = foreign.base_url.rsplit(":", 1)[1]
+    target = {
+        "other-host": f"http://localhost:{port}/customers?skippages=1&pagesize=1000",
+        "other-port": f"{foreign.base_url}/customers?skippages=1&pagesize=1000",
+        "other-scheme": economic.base_url.replace("http://", "https://")
+        + "/customers?skippages=1&pagesize=1000",
+    }[where]
+    economic.add_fault("next_page", page=0, url=target)
+    error = fails(make_provider(), "foreign_next_page")
+    assert len(economic.customer_requests()) == 1
+    assert foreign.requests == []
+    assert_no_secret(error.message)
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_refused_and_not_followed(
+    economic: FakeEconomic, foreign: FakeEconomic, make_provider, status: int
+) -> None:
+    economic.add_fault(
+        "redirect", status=status, url=f"{foreign.base_url}/customers?skippages=0&pagesize=1000"
+    )
+    fails(make_provider(), "unexpected_redirect")
+    assert len(economic.requests) == 1
+    assert foreign.requests == []
+
+
+def test_a_same_host_redirect_is_not_followed_either(economic: FakeEconomic, make_provider) -> None:
+    economic.add_fault("redirect", status=302, url="/customers?skippages=0&pagesize=1000", times=1)
+    fails(make_provider(), "unexpected_redirect")
+    assert len(economic.requests) == 1
+
+
+def test_an_unreachable_server_is_retried_then_upstream_unreachable(make_provider) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    began = time.monotonic()
+    fails(make_provider(base_url=f"http://127.0.0.1:{port}"), "upstream_unreachable")
+    assert time.monotonic() - began < 3.0
+
+
+# -- Retry-After parsing ----------------------------------------------------------------------
+
+
+def test_parse_retry_after_seconds() -> None:
+    assert parse_retry_after("1") == 1.0
+    assert parse_retry_after("0") == 0.0
+    assert parse_retry_after(" 120 ") == 120.0
+
+
+def test_parse_retry_after_http_date() -> None:
+    now = datetime(2024, 3, 1, 9, 15, 0, tzinfo=UTC)
+    assert parse_retry_after("Fri, 01 Mar 2024 09:15:30 GMT", now=now) == 30.0
+    assert (
+        parse_retry_after(format_datetime(now + timedelta(minutes=2), usegmt=True), now=now)
+        == 120.0
+    )
+    # A date in the past means: now.
+    assert parse_retry_after("Fri, 01 Mar 2024 09:14:00 GMT", now=now) == 0.0
+
+
+def test_parse_retry_after_http_date_against_the_clock() -> None:
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=10), usegmt=True)
+    wait = parse_retry_after(when)
+    assert wait is not None
+    assert 8.5 <= wait <= 10.0
+
+
+@pytest.mark.parametrize("value", [None, "", "soon", "-1", "1.5", "Fri, 99 Xyz 2024"])
+def test_parse_retry_after_garbage_is_none(value: str | None) -> None:
+    assert parse_retry_after(value) is None
