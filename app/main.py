@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
@@ -18,6 +19,7 @@ from starlette.responses import JSONResponse
 
 from app.accounting.router import router as accounting_router
 from app.accounting.scheduler import Scheduler
+from app.auth.ratelimit import RateLimiter
 from app.auth.router import router as auth_router
 from app.companies.router import router as company_router
 from app.core.config import Settings, get_settings
@@ -181,8 +183,19 @@ def _add_problem_schema(app: FastAPI) -> None:
             components[name] = sub
         components["Problem"] = problem
         # FastAPI's own validation-error schemas are never sent: every 422 is a Problem.
-        for path_item in schema.get("paths", {}).values():
+        # Every authenticated route can answer 429 (the per-token rate limit).
+        for path, path_item in schema.get("paths", {}).items():
             for operation in path_item.values():
+                if path.startswith("/api/"):
+                    operation["responses"]["429"] = {
+                        "description": "Rate limit reached: retry after `Retry-After` seconds",
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                        "content": {
+                            "application/problem+json": {
+                                "schema": {"$ref": "#/components/schemas/Problem"}
+                            }
+                        },
+                    }
                 resp = operation.get("responses", {}).get("422")
                 if resp is not None:
                     resp["content"] = {
@@ -225,6 +238,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.db = db
     app.state.settings = settings
+    app.state.rate_limiter = RateLimiter.from_settings(settings.rate_limit, settings.redis_url)
     install_error_handlers(app)
     for router in (
         ops_router,
@@ -240,6 +254,22 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.include_router(router)
     if settings.bench_routes:
         app.include_router(floor_router)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "If-None-Match",
+                "Idempotency-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
+            max_age=600,
+        )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     _add_problem_schema(app)
     return app

@@ -223,7 +223,7 @@ def start_server(env: dict[str, str], workers: int) -> tuple[subprocess.Popen[by
     port = free_port()
     proc = subprocess.Popen(
         [CRM, "serve", "--port", str(port), "--workers", str(workers)],
-        env={**env, "CRM_BENCH_ROUTES": "true", "CRM_DB_POOL_SIZE": "20"},
+        env={**env, "CRM_BENCH_ROUTES": "true", "CRM_DB_POOL_SIZE": "20", "CRM_RATE_LIMIT": "0"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

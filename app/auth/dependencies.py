@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.auth.ratelimit import RateLimiter
 from app.auth.tokens import MAX_TOKEN_LENGTH, hash_secret
 from app.core.errors import Forbidden, Unauthorized
 from app.db.session import Database
@@ -129,6 +130,9 @@ def authenticate(
         token_id=row.id,
     )
     request.state.principal = principal
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is not None:
+        limiter.hit(str(principal.token_id))
     return principal
 
 

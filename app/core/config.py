@@ -42,6 +42,16 @@ class Settings(BaseSettings):
     accounting_heartbeat_timeout: float = Field(
         default=120.0, gt=0, description="A running refresh silent this long is marked failed"
     )
+    rate_limit: str = Field(
+        default="1200/minute",
+        description="Requests per token, e.g. 600/minute or 50/second (0: no limit)",
+    )
+    redis_url: str | None = Field(
+        default=None, description="redis://host:6379/0 shares rate limits across processes"
+    )
+    cors_origins: str = Field(
+        default="", description="Comma-separated origins allowed to call from a browser"
+    )
     bench_routes: bool = Field(
         default=False, description="Serve /bench/floor (benchmarks only: 50 prepared rows)"
     )
@@ -57,6 +67,19 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse
+
+        if value.strip() not in ("", "0"):
+            parse(value)  # raises ValueError on a bad rate
+        return value.strip()
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def is_sqlite(self) -> bool:
