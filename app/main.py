@@ -76,6 +76,24 @@ def _field_errors(exc: RequestValidationError) -> list[FieldError]:
     return out
 
 
+def allowed_methods(app: Any, path: str) -> list[str]:
+    """Every method some route serves at ``path`` (for the Allow header of a 405)."""
+
+    def flat(routes: list[Any]) -> list[Any]:
+        out = []
+        for route in routes:
+            included = getattr(route, "original_router", None)
+            out.extend(flat(included.routes) if included is not None else [route])
+        return out
+
+    methods: set[str] = set()
+    for route in flat(app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path) and getattr(route, "methods", None):
+            methods.update(route.methods)
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     def instance(request: Request) -> str:
         return request.url.path
@@ -103,10 +121,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        headers = dict(exc.headers or {})
+        if exc.status_code == 400 and detail == "There was an error parsing the body":
+            # e.g. a body that is not UTF-8: as malformed as bad JSON
+            return problem_response(
+                ValidationFailed("The request body is not valid JSON.", code="invalid_json"),
+                instance=instance(request),
+            )
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"No route matches {request.method} {request.url.path}."
         if exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}."
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path))
         body = problem_body(
             status=exc.status_code,
             code=_status_code(exc.status_code),
@@ -117,7 +143,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             body,
             status_code=exc.status_code,
-            headers=exc.headers,
+            headers=headers or None,
             media_type="application/problem+json",
         )
 
@@ -156,18 +182,7 @@ def install_error_handlers(app: FastAPI) -> None:
             media_type="application/problem+json",
         )
 
-    @app.exception_handler(Exception)
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled_error", path=request.url.path)
-        request_id = getattr(request.state, "request_id", None)
-        body = problem_body(
-            status=500,
-            code="internal_error",
-            title="Internal server error",
-            detail=f"An unexpected error occurred (request id {request_id}).",
-            instance=instance(request),
-        )
-        return JSONResponse(body, status_code=500, media_type="application/problem+json")
+    # Unexpected exceptions reach RequestContextMiddleware, which answers 500 problem+json.
 
 
 def _add_problem_schema(app: FastAPI) -> None:

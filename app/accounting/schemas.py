@@ -6,10 +6,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, HttpUrl, field_validator
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from app.core.schemas import RequestModel, ResponseModel
-from app.core.types import MoneyIn, Ref50, UTCDateTime
+from app.core.types import IsoDateTime, MoneyIn, Ref50, StrictBool, UTCDateTime, WebUrl
 from app.models.enums import AccountingProviderName, SyncRunStatus, SyncTrigger
 
 Secret = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[\x21-\x7e]+$")]
@@ -28,11 +29,11 @@ class ConnectionPut(RequestModel):
     """The whole connection. The tokens are write-only: leave them out to keep stored ones."""
 
     provider: AccountingProviderName
-    base_url: Annotated[HttpUrl, Field(max_length=500)] = Field(
-        default=HttpUrl("https://restapi.e-conomic.com"),
+    base_url: WebUrl = Field(
+        default="https://restapi.e-conomic.com",
         description="The provider's API root; tests and demos may point elsewhere",
     )
-    enabled: bool = True
+    enabled: StrictBool = True
     app_secret_token: Secret | None = Field(default=None, description="Write-only")
     agreement_grant_token: Secret | None = Field(default=None, description="Write-only")
 
@@ -62,7 +63,7 @@ class BalanceIn(RequestModel):
 
 class BalancePush(RequestModel):
     balances: list[BalanceIn] = Field(min_length=1, max_length=10_000)
-    as_of: AwareDatetime = Field(description="When the accounting system had these balances")
+    as_of: IsoDateTime = Field(description="When the accounting system had these balances")
 
     @field_validator("as_of")
     @classmethod
@@ -77,7 +78,11 @@ class BalancePush(RequestModel):
         seen: set[str] = set()
         for item in value:
             if item.accounting_ref in seen:
-                raise ValueError(f"accounting_ref {item.accounting_ref!r} is listed twice")
+                raise PydanticCustomError(
+                    "duplicate_item",
+                    "accounting_ref {ref} is listed twice",
+                    {"ref": repr(item.accounting_ref)},
+                )
             seen.add(item.accounting_ref)
         return value
 

@@ -10,9 +10,10 @@ import uuid
 import structlog
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import PayloadTooLarge, problem_response
+from app.core.errors import PROBLEM_MEDIA_TYPE, PayloadTooLarge, problem_body, problem_response
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -38,6 +39,17 @@ DOC_PATHS = ("/docs", "/redoc", "/static-offline-docs")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 log = structlog.get_logger("crm.http")
+
+
+def internal_error(request_id: str, path: str | None) -> JSONResponse:
+    body = problem_body(
+        status=500,
+        code="internal_error",
+        title="Internal server error",
+        detail=f"An unexpected error occurred (request id {request_id}).",
+        instance=path,
+    )
+    return JSONResponse(body, status_code=500, media_type=PROBLEM_MEDIA_TYPE)
 
 
 def too_large(limit: int) -> PayloadTooLarge:
@@ -71,10 +83,13 @@ class RequestContextMiddleware:
                     raise too_large(limit)
             return message
 
+        status_sent = False
+
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, status_sent
             if message["type"] == "http.response.start":
                 status = message["status"]
+                status_sent = True
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = request_id
                 for key, value in SECURITY_HEADERS:
@@ -130,6 +145,13 @@ class RequestContextMiddleware:
             app_receive = buffered_receive
         try:
             await self.app(scope, app_receive, send_wrapper)
+        except Exception:
+            # Answer here, inside this middleware, so the 500 carries the request id and the
+            # security headers too; log it while the request id is still bound.
+            log.exception("unhandled_error", path=scope.get("path"))
+            if status_sent:
+                raise
+            await internal_error(request_id, scope.get("path"))(scope, receive, send_wrapper)
         finally:
             self._finish(scope, status, started)
 

@@ -26,6 +26,7 @@ from sqlalchemy import ColumnElement, and_, func, literal, or_, select, tuple_, 
 from sqlalchemy.orm import Session
 
 from app.core.errors import FieldError, ValidationFailed
+from app.core.types import StrictBool
 
 T = TypeVar("T")
 
@@ -281,7 +282,7 @@ def page_params(
         Query(max_length=1000, description="`next_cursor` of the previous page"),
     ] = None,
     include_total: Annotated[
-        bool, Query(description="Also count every matching item (`total`)")
+        StrictBool, Query(description="Also count every matching item (`total`)")
     ] = False,
 ) -> PageRequest:
     return PageRequest(limit=limit, cursor=cursor, include_total=include_total)

@@ -13,6 +13,7 @@ from app.auth.dependencies import Reader, SessionDep, get_database
 from app.core.errors import problem_responses
 from app.core.http import json_response
 from app.core.pagination import Page, PageRequest, page_params, sort_enum
+from app.core.types import StrictBool
 from app.crm import service
 from app.crm.csv import stream_csv
 from app.crm.repository import OVERVIEW_SORTING
@@ -76,7 +77,7 @@ def export_crm_overview_csv(
     db: Annotated[Database, Depends(get_database)],
     sort: SortParam = None,
     bom: Annotated[
-        bool, Query(description="Start with a UTF-8 byte-order mark, for spreadsheets")
+        StrictBool, Query(description="Start with a UTF-8 byte-order mark, for spreadsheets")
     ] = True,
 ) -> StreamingResponse:
     sort_value: str | None = sort.value if sort else None  # type: ignore[attr-defined]

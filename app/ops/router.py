@@ -42,7 +42,11 @@ def get_health() -> Response:
 def get_readiness(db: Annotated[Database, Depends(get_database)]) -> Response:
     try:
         with db.engine.connect() as conn:
-            revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            conn.execute(text("SELECT 1"))
+            try:
+                revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            except SQLAlchemyError:
+                revision = None  # reachable, never migrated
     except SQLAlchemyError:
         return json_response(
             Readiness(status="not_ready", database="unreachable", revision=None), status_code=503

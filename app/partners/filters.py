@@ -6,9 +6,8 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Query
-from pydantic import AwareDatetime
 
-from app.core.types import CountryCode, Name
+from app.core.types import CountryCode, IsoDateTime, Name, StrictBool
 from app.models.enums import CustomerStage
 from app.partners.schemas import MAX_TAGS, PartnerFilter
 from app.tags.schemas import TagName
@@ -26,9 +25,9 @@ def partner_filters(
     ] = None,
     owner_id: Annotated[uuid.UUID | None, Query()] = None,
     country: Annotated[CountryCode | None, Query()] = None,
-    credit_limit_exceeded: Annotated[bool | None, Query()] = None,
+    credit_limit_exceeded: Annotated[StrictBool | None, Query()] = None,
     updated_since: Annotated[
-        AwareDatetime | None, Query(description="Changed at or after (with a time zone)")
+        IsoDateTime | None, Query(description="Changed at or after (with a time zone)")
     ] = None,
 ) -> PartnerFilter:
     """The partner list filters, read from the query string."""

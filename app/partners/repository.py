@@ -65,7 +65,7 @@ def filter_conditions(company_id: uuid.UUID, f: PartnerFilter) -> list[Any]:
     conditions: list[Any] = []
     if f.q:
         text_match = Partner.name.icontains(f.q, autoescape=True)
-        if f.q.isdigit() and int(f.q) < 2**31:
+        if f.q.isascii() and f.q.isdigit() and int(f.q) < 2**31:
             conditions.append(or_(text_match, Partner.number == int(f.q)))
         else:
             conditions.append(text_match)

@@ -6,22 +6,27 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from pydantic import AwareDatetime, EmailStr, Field, HttpUrl, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from app.core.schemas import RequestModel, ResponseModel, omittable
 from app.core.types import (
     CountryCode,
     CurrencyCode,
+    Email,
+    IsoDateTime,
     Money,
     Name,
     NonNegativeMoneyIn,
     Ref50,
+    StrictBool,
     Text20,
     Text50,
     Text100,
     Text200,
     Text500,
     UTCDateTime,
+    WebUrl,
 )
 from app.models import Partner, PartnerLocation, StageChange
 from app.models.enums import CustomerStage, StageChangeReason
@@ -31,9 +36,6 @@ from app.users.schemas import UserRef
 MAX_TAGS = 50
 MAX_LOCATIONS = 50
 
-Email = Annotated[EmailStr, Field(max_length=254)]
-Website = Annotated[HttpUrl, Field(max_length=500)]
-
 
 class LocationIn(RequestModel):
     name: Text200 | None = None
@@ -41,7 +43,7 @@ class LocationIn(RequestModel):
     postal_code: Text20 | None = None
     city: Text100 | None = None
     country: CountryCode
-    is_primary: bool = False
+    is_primary: StrictBool = False
 
 
 class LocationRead(ResponseModel):
@@ -58,7 +60,7 @@ class _PartnerFields(RequestModel):
     vat_id: Text50 | None = None
     email: Email | None = None
     phone: Text50 | None = None
-    website: Website | None = None
+    website: WebUrl | None = None
     owner_id: uuid.UUID | None = None
     customer_stage: CustomerStage | None = None
     credit_limit: NonNegativeMoneyIn | None = None
@@ -71,7 +73,9 @@ class _PartnerFields(RequestModel):
             seen: set[str] = set()
             for name in value:
                 if name.lower() in seen:
-                    raise ValueError(f"tag {name!r} is listed twice")
+                    raise PydanticCustomError(
+                        "duplicate_item", "tag {name} is listed twice", {"name": repr(name)}
+                    )
                 seen.add(name.lower())
         return value
 
@@ -185,8 +189,8 @@ class PartnerFilter(RequestModel):
     )
     owner_id: uuid.UUID | None = None
     country: CountryCode | None = None
-    credit_limit_exceeded: bool | None = None
-    updated_since: AwareDatetime | None = Field(
+    credit_limit_exceeded: StrictBool | None = None
+    updated_since: IsoDateTime | None = Field(
         default=None, description="Changed at or after this time (with a time zone)"
     )
 
@@ -219,7 +223,7 @@ class BulkStageRequest(RequestModel):
     filter: PartnerFilter | None = Field(
         default=None, description="The partner list filters; {} selects every partner"
     )
-    dry_run: bool = False
+    dry_run: StrictBool = False
 
     @model_validator(mode="after")
     def _one_selector(self) -> BulkStageRequest:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from pydantic import AwareDatetime
 
 from app.auth.dependencies import Reader, SessionDep, Writer
 from app.core.errors import problem_responses
 from app.core.http import cached_json_response, json_response, location
 from app.core.pagination import Page, PageRequest, page_params, sort_enum
+from app.core.types import IsoDate, IsoDateTime, StrictBool
 from app.idempotency import service as idempotency
 from app.idempotency.service import IdempotencyKeyHeader
 from app.models.enums import SalesOrderStatus
@@ -39,11 +38,11 @@ def order_filters(
     status: Annotated[
         list[SalesOrderStatus] | None, Query(max_length=4, description="Any of these statuses")
     ] = None,
-    delivery_date_from: Annotated[date | None, Query()] = None,
-    delivery_date_to: Annotated[date | None, Query()] = None,
-    credit_warning: Annotated[bool | None, Query()] = None,
+    delivery_date_from: Annotated[IsoDate | None, Query()] = None,
+    delivery_date_to: Annotated[IsoDate | None, Query()] = None,
+    credit_warning: Annotated[StrictBool | None, Query()] = None,
     updated_since: Annotated[
-        AwareDatetime | None, Query(description="Changed at or after (with a time zone)")
+        IsoDateTime | None, Query(description="Changed at or after (with a time zone)")
     ] = None,
 ) -> SalesOrderFilter:
     return SalesOrderFilter(

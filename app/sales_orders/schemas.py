@@ -8,23 +8,32 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BeforeValidator, Field, WithJsonSchema
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from app.core.schemas import RequestModel, ResponseModel, omittable
 from app.core.types import (
     CurrencyCode,
     Decimal6,
+    IsoDate,
+    IsoDateTime,
     Money,
     NonNegativeMoneyIn,
+    Required64,
+    Required500,
+    StrictBool,
     Text100,
     UTCDateTime,
-    clean_text,
 )
 from app.models.enums import SalesOrderStatus
 from app.users.schemas import UserRef
 
 MAX_LINES = 500
-_DECIMAL6 = re.compile(r"^\d{1,12}(\.\d{1,6})?$")
+# Positive, at most 12 digits before the point and 6 after, no leading zeros, not zero.
+POSITIVE6_PATTERN = (
+    r"^([1-9]\d{0,11}(\.\d{1,6})?|0\.([1-9]\d{0,5}|0[1-9]\d{0,4}|00[1-9]\d{0,3}"
+    r"|000[1-9]\d{0,2}|0000[1-9]\d?|00000[1-9]))$"
+)
+_DECIMAL6 = re.compile(POSITIVE6_PATTERN)
 
 
 def _decimal6(value: Any) -> Any:
@@ -39,7 +48,7 @@ def _decimal6_schema(description: str, example: str) -> WithJsonSchema:
     return WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": r"^\d{1,12}(\.\d{1,6})?$"},
+                {"type": "string", "pattern": POSITIVE6_PATTERN},
                 {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 10**12},
             ],
             "description": description,
@@ -76,16 +85,8 @@ DiscountPercent = Annotated[
         mode="validation",
     ),
 ]
-Description = Annotated[
-    str,
-    Field(min_length=1, max_length=500),
-    BeforeValidator(lambda v: clean_text(v.strip()) if isinstance(v, str) else v),
-]
-Sku = Annotated[
-    str,
-    Field(min_length=1, max_length=64),
-    BeforeValidator(lambda v: clean_text(v.strip()) if isinstance(v, str) else v),
-]
+Description = Required500
+Sku = Required64
 
 
 class LineIn(RequestModel):
@@ -107,8 +108,8 @@ class LineRead(ResponseModel):
 
 class SalesOrderCreate(RequestModel):
     partner_number: int = Field(ge=1, le=2_147_483_647)
-    order_date: date | None = Field(default=None, description="Defaults to today (UTC)")
-    delivery_date: date | None = None
+    order_date: IsoDate | None = Field(default=None, description="Defaults to today (UTC)")
+    delivery_date: IsoDate | None = None
     currency: CurrencyCode | None = Field(default=None, description="Defaults to the partner's")
     exchange_rate: ExchangeRate | None = Field(
         default=None,
@@ -123,8 +124,8 @@ class SalesOrderCreate(RequestModel):
 class SalesOrderUpdate(RequestModel):
     """Only `open` orders can be edited; `lines` replaces every line."""
 
-    order_date: date = omittable()
-    delivery_date: date | None = None
+    order_date: IsoDate = omittable()
+    delivery_date: IsoDate | None = None
     currency: CurrencyCode = omittable()
     exchange_rate: ExchangeRate = omittable()
     reference: Text100 | None = None
@@ -163,7 +164,7 @@ class SalesOrderRead(ResponseModel):
 class SalesOrderFilter(RequestModel):
     partner_number: int | None = None
     status: list[SalesOrderStatus] | None = None
-    delivery_date_from: date | None = None
-    delivery_date_to: date | None = None
-    credit_warning: bool | None = None
-    updated_since: AwareDatetime | None = None
+    delivery_date_from: IsoDate | None = None
+    delivery_date_to: IsoDate | None = None
+    credit_warning: StrictBool | None = None
+    updated_since: IsoDateTime | None = None

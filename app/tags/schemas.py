@@ -6,11 +6,13 @@ from pydantic import AfterValidator, StringConstraints
 from app.core.schemas import RequestModel, ResponseModel
 from app.core.types import UTCDateTime, clean_text
 
-TAG_NAME_PATTERN = r"^[^/;\x00-\x1f\x7f]+$"
+# No "/" (it names the tag in paths), no ";" (it joins tags in CSV), no control characters,
+# and no whitespace at either end.
+TAG_NAME_PATTERN = r"^[^\s/;\x00-\x1f\x7f]([^/;\x00-\x1f\x7f]*[^\s/;\x00-\x1f\x7f])?$"
 
 TagName = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=TAG_NAME_PATTERN),
+    StringConstraints(min_length=1, max_length=50, pattern=TAG_NAME_PATTERN),
     AfterValidator(clean_text),
 ]
 

@@ -1,10 +1,7 @@
 import uuid
-from typing import Annotated
-
-from pydantic import EmailStr, Field
 
 from app.core.schemas import RequestModel, ResponseModel
-from app.core.types import Name, UTCDateTime
+from app.core.types import Email, Name, UTCDateTime
 
 
 class UserRef(ResponseModel):
@@ -21,4 +18,4 @@ class UserRead(ResponseModel):
 
 class UserCreate(RequestModel):
     name: Name
-    email: Annotated[EmailStr, Field(max_length=254)]
+    email: Email
