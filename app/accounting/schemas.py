@@ -69,7 +69,7 @@ class BalancePush(RequestModel):
     @classmethod
     def _not_future(cls, value: datetime) -> datetime:
         if value > datetime.now(UTC) + timedelta(minutes=5):
-            raise ValueError("lies in the future")
+            raise PydanticCustomError("as_of_in_future", "lies in the future")
         return value
 
     @field_validator("balances")

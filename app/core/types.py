@@ -35,8 +35,11 @@ def clean_text(value: str) -> str:
     return value
 
 
+TRIM = " \t\n\r"  # trimmed from both ends of text
+
+
 def _trimmed(value: str) -> str:
-    return clean_text(value).strip()
+    return clean_text(value).strip(TRIM)
 
 
 _Clean = AfterValidator(_trimmed)
@@ -46,7 +49,9 @@ def _bounded(max_length: int, min_length: int = 0) -> StringConstraints:
     # Lengths apply to the text as sent (the contract's maxLength); surrounding whitespace is
     # trimmed afterwards. A required text must hold a character that is not whitespace.
     return StringConstraints(
-        min_length=min_length, max_length=max_length, pattern=r"\S" if min_length else None
+        min_length=min_length,
+        max_length=max_length,
+        pattern=r"^[^\x00]*[^\x00 \t\n\r][^\x00]*$" if min_length else r"^[^\x00]*$",
     )
 
 
@@ -74,6 +79,11 @@ WebUrl = Annotated[
     StringConstraints(max_length=500, pattern=URL_PATTERN),
     Field(examples=["https://www.example.com"]),
 ]
+
+
+# Addresses at special-use domains (.test, .local, .invalid, ...) are valid syntax; a CRM
+# stores what partners give it. email-validator documents this list as the switch.
+email_validator.SPECIAL_USE_DOMAIN_NAMES.clear()
 
 
 def _email(value: str) -> str:

@@ -6,7 +6,7 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from app.core.schemas import RequestModel, ResponseModel, omittable
@@ -217,11 +217,15 @@ class BulkStageRequest(RequestModel):
     """Exactly one of `numbers` and `filter`."""
 
     customer_stage: CustomerStage
-    numbers: list[Annotated[int, Field(ge=1, le=2_147_483_647)]] | None = Field(
-        default=None, min_length=1, max_length=1000
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["numbers"]}, {"required": ["filter"]}]}
     )
-    filter: PartnerFilter | None = Field(
-        default=None, description="The partner list filters; {} selects every partner"
+
+    numbers: list[Annotated[int, Field(ge=1, le=2_147_483_647)]] = omittable(
+        min_length=1, max_length=1000
+    )
+    filter: PartnerFilter = omittable(
+        description="The partner list filters; {} selects every partner"
     )
     dry_run: StrictBool = False
 

@@ -27,6 +27,7 @@ from app.partners.schemas import (
     PartnerUpdate,
     location_rows,
 )
+from app.tags.schemas import tag_key
 
 
 def _not_found(number: int) -> NotFound:
@@ -50,7 +51,7 @@ def _check_locations(items: list[LocationIn]) -> None:
 
 def _resolve_tags(repo: PartnerRepository, names: list[str]) -> list[uuid.UUID]:
     found = repo.tags_by_key(names)
-    missing = [(i, n) for i, n in enumerate(names) if n.strip().lower() not in found]
+    missing = [(i, n) for i, n in enumerate(names) if tag_key(n) not in found]
     if missing:
         raise ValidationFailed(
             "Unknown tag(s): " + ", ".join(repr(n) for _, n in missing) + ". Create them first.",
@@ -60,7 +61,7 @@ def _resolve_tags(repo: PartnerRepository, names: list[str]) -> list[uuid.UUID]:
                 for i, n in missing
             ],
         )
-    return [found[n.strip().lower()].id for n in names]
+    return [found[tag_key(n)].id for n in names]
 
 
 def check_owner(repo: PartnerRepository, owner_id: uuid.UUID | None) -> str | None:

@@ -36,11 +36,20 @@ POSITIVE6_PATTERN = (
 _DECIMAL6 = re.compile(POSITIVE6_PATTERN)
 
 
+def _from_float(value: float, places: int) -> Decimal:
+    """A JSON number without its binary noise: 0.30000000000000004 means 0.3."""
+    exact = Decimal(repr(value))
+    if not exact.is_finite() or abs(exact) >= 10**15:
+        return exact
+    rounded = exact.quantize(Decimal(1).scaleb(-places))
+    return rounded if abs(exact - rounded) < Decimal("1e-12") else exact
+
+
 def _decimal6(value: Any) -> Any:
     if isinstance(value, str) and not _DECIMAL6.match(value):
         raise ValueError('must be a positive number with at most 6 decimals, e.g. "2.5"')
     if isinstance(value, float):
-        return Decimal(repr(value))
+        return _from_float(value, 6)
     return value
 
 
@@ -49,7 +58,12 @@ def _decimal6_schema(description: str, example: str) -> WithJsonSchema:
         {
             "anyOf": [
                 {"type": "string", "pattern": POSITIVE6_PATTERN},
-                {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 10**12},
+                {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "exclusiveMaximum": 10**12,
+                    "multipleOf": 0.000001,
+                },
             ],
             "description": description,
             "examples": [example],
@@ -70,14 +84,26 @@ ExchangeRate = Annotated[
     Field(gt=0, max_digits=18, decimal_places=6, allow_inf_nan=False),
     _decimal6_schema("Base currency per unit of the order currency, at most 6 decimals", "7.45"),
 ]
+DISCOUNT_PATTERN = r"^(100(\.0{1,2})?|\d{1,2}(\.\d{1,2})?)$"
+_DISCOUNT = re.compile(DISCOUNT_PATTERN)
+
+
+def _discount(value: Any) -> Any:
+    if isinstance(value, str) and not _DISCOUNT.match(value):
+        raise ValueError("must be a percentage from 0 to 100 with at most 2 decimals")
+    if isinstance(value, float):
+        return _from_float(value, 2)
+    return value
+
+
 DiscountPercent = Annotated[
     Decimal,
-    BeforeValidator(_decimal6),
+    BeforeValidator(_discount),
     Field(ge=0, le=100, max_digits=5, decimal_places=2, allow_inf_nan=False),
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": r"^(100(\.0{1,2})?|\d{1,2}(\.\d{1,2})?)$"},
+                {"type": "string", "pattern": DISCOUNT_PATTERN},
                 {"type": "number", "minimum": 0, "maximum": 100, "multipleOf": 0.01},
             ],
             "description": "0-100, at most 2 decimals",

@@ -21,6 +21,7 @@ from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from app.core.http import check_if_match
 from app.core.money import CENT, format_money, quantize_money
 from app.core.pagination import PageRequest, RawPage
+from app.core.types import MONEY_LIMIT
 from app.db.base import utcnow
 from app.idempotency.service import Idempotency
 from app.models import Partner, SalesOrder, SalesOrderLine
@@ -57,14 +58,32 @@ TRANSITIONS: dict[str, tuple[tuple[SalesOrderStatus, ...], SalesOrderStatus]] = 
 }
 
 
-def line_total(quantity: Decimal, unit_price: Decimal, discount_percent: Decimal) -> Decimal:
+def _storable(amount: Decimal, where: tuple[str | int, ...]) -> Decimal:
+    """An amount rounded half-up to the cent, or 422 when it does not fit a money column."""
+    if abs(amount) >= MONEY_LIMIT:
+        raise ValidationFailed(
+            "An amount of this order is too large to store (at most 14 digits before the "
+            "decimal point).",
+            code="amount_out_of_range",
+            errors=[FieldError(("body", *where), "amount too large", "amount_out_of_range")],
+        )
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def line_total(
+    quantity: Decimal, unit_price: Decimal, discount_percent: Decimal, *, index: int = 0
+) -> Decimal:
     """quantity x unit price x (1 - discount/100), rounded half-up to the cent."""
     exact = quantity * unit_price * (HUNDRED - discount_percent) / HUNDRED
-    return exact.quantize(CENT, rounding=ROUND_HALF_UP)
+    return _storable(exact, ("lines", index))
+
+
+def order_total(lines: list[SalesOrderLine]) -> Decimal:
+    return _storable(sum((line.total for line in lines), Decimal("0.00")), ("lines",))
 
 
 def base_total(total: Decimal, exchange_rate: Decimal) -> Decimal:
-    return (total * exchange_rate).quantize(CENT, rounding=ROUND_HALF_UP)
+    return _storable(total * exchange_rate, ("exchange_rate",))
 
 
 def _line_rows(order: SalesOrder, items: list[LineIn]) -> list[SalesOrderLine]:
@@ -77,7 +96,7 @@ def _line_rows(order: SalesOrder, items: list[LineIn]) -> list[SalesOrderLine]:
             quantity=item.quantity,
             unit_price=item.unit_price,
             discount_percent=item.discount_percent,
-            total=line_total(item.quantity, item.unit_price, item.discount_percent),
+            total=line_total(item.quantity, item.unit_price, item.discount_percent, index=index),
         )
         for index, item in enumerate(items)
     ]
@@ -252,7 +271,7 @@ def create(
         updated_at=now,
     )
     order.lines = _line_rows(order, data.lines)
-    order.total = sum((line.total for line in order.lines), Decimal("0.00"))
+    order.total = order_total(order.lines)
     order.total_base = base_total(order.total, rate)
     orders.add(order)
     previous_stage = partner.customer_stage
@@ -323,7 +342,7 @@ def update(
         order.lines.clear()
         session.flush()
         order.lines.extend(_line_rows(order, data.lines))
-    order.total = sum((line.total for line in order.lines), Decimal("0.00"))
+    order.total = order_total(order.lines)
     order.total_base = base_total(order.total, rate)
     order.updated_at = utcnow()
     _refresh_partner(session, partner, orders, principal.company.credit_check)

@@ -217,7 +217,9 @@ def csv_cells_of(row: dict[str, Any]) -> list[str]:
 # --- read-only columns, as the accounting sync would write them ------------------------------
 
 
-def set_partner_columns(session: Session, company_id: uuid.UUID, number: int, **values: Any) -> None:
+def set_partner_columns(
+    session: Session, company_id: uuid.UUID, number: int, **values: Any
+) -> None:
     from app.models import Partner
 
     result = session.execute(
@@ -239,7 +241,9 @@ def sync_balance(
 ) -> None:
     """Store a debtor balance and its exceeded state (balance > limit), like a sync run."""
     exceeded = (
-        balance is not None and credit_limit is not None and Decimal(balance) > Decimal(credit_limit)
+        balance is not None
+        and credit_limit is not None
+        and Decimal(balance) > Decimal(credit_limit)
     )
     set_partner_columns(
         session,

@@ -132,9 +132,7 @@ def test_1000_numbers_are_accepted_and_1001_are_422(api: Api, four: Any) -> None
         {"customer_stage": "lead", "numbers": [1], "changed": 3},
     ],
 )
-def test_bad_bodies_are_422_and_change_nothing(
-    api: Api, four: Any, body: dict[str, Any]
-) -> None:
+def test_bad_bodies_are_422_and_change_nothing(api: Api, four: Any, body: dict[str, Any]) -> None:
     stages = _stages(api)
     assert_problem(api.post(BULK, json=body), 422)
     assert _stages(api) == stages

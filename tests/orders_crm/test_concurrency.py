@@ -67,7 +67,9 @@ def test_concurrent_order_writes_on_one_partner_keep_its_columns_exact(
             with lock:
                 statuses[r.status_code] += 1
                 if r.status_code >= 500 or r.status_code not in (200, 201, 409):
-                    errors.append(f"{r.request.method} {r.request.url.path}: {r.status_code} {r.text}")
+                    errors.append(
+                        f"{r.request.method} {r.request.url.path}: {r.status_code} {r.text}"
+                    )
 
         def worker(k: int) -> None:
             rnd = random.Random(k)

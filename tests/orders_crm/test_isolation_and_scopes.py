@@ -54,10 +54,12 @@ def _snapshot(api: Api) -> Any:
 
 # --- isolation -------------------------------------------------------------------------------
 
+ONE_LINE = [{"description": "x", "quantity": "1", "unit_price": "1.00"}]
+
 ORDER_CALLS = [
     ("GET", "/api/v1/sales-orders/{n}", None),
     ("PATCH", "/api/v1/sales-orders/{n}", {"reference": "theirs"}),
-    ("PATCH", "/api/v1/sales-orders/{n}", {"lines": [{"description": "x", "quantity": "1", "unit_price": "1.00"}]}),  # noqa: E501
+    ("PATCH", "/api/v1/sales-orders/{n}", {"lines": ONE_LINE}),
     ("POST", "/api/v1/sales-orders/{n}/deliver", None),
     ("POST", "/api/v1/sales-orders/{n}/invoice", None),
     ("POST", "/api/v1/sales-orders/{n}/cancel", None),
@@ -139,7 +141,7 @@ def test_another_companys_bulk_never_touches_our_partners(
 # --- scopes ----------------------------------------------------------------------------------
 
 WRITES = [
-    ("POST", ORDERS, {"partner_number": 1, "lines": [{"description": "x", "quantity": "1", "unit_price": "1.00"}]}),  # noqa: E501
+    ("POST", ORDERS, {"partner_number": 1, "lines": ONE_LINE}),
     ("PATCH", f"{ORDERS}/1", {"reference": "read-only"}),
     ("POST", f"{ORDERS}/1/deliver", None),
     ("POST", f"{ORDERS}/1/invoice", None),
@@ -166,9 +168,7 @@ def test_a_read_token_gets_403_on_every_write(
 
 
 @pytest.mark.parametrize(("method", "path", "body"), WRITES)
-def test_a_write_token_may_write(
-    api: Api, ours: Any, method: str, path: str, body: Any
-) -> None:
+def test_a_write_token_may_write(api: Api, ours: Any, method: str, path: str, body: Any) -> None:
     kwargs = {"json": body} if body is not None else {}
     r = api.as_("write").request(method, path, **kwargs)
     assert r.status_code in (200, 201), r.text

@@ -63,9 +63,7 @@ def test_row_values_match_the_partner_resource(api: Api, data: dataset.Dataset) 
             assert row[key] == partner[key], key
 
 
-def test_credit_limit_exceeded_follows_a_changed_credit_limit(
-    api: Api, session: Session
-) -> None:
+def test_credit_limit_exceeded_follows_a_changed_credit_limit(api: Api, session: Session) -> None:
     """The exceeded state is re-evaluated when the limit changes (domain.md)."""
     p = create_partner(api, customer_stage="lead", credit_limit="1000.00")
     sync_balance(session, api.tenant.company.id, p["number"], "500.00", "1000.00")
@@ -107,7 +105,9 @@ FILTERS: list[tuple[dict[str, Any], list[int]]] = [
 
 
 @pytest.mark.parametrize(("params", "expected"), FILTERS, ids=[str(p) for p, _ in FILTERS])
-def test_filter(api: Api, data: dataset.Dataset, params: dict[str, Any], expected: list[int]) -> None:
+def test_filter(
+    api: Api, data: dataset.Dataset, params: dict[str, Any], expected: list[int]
+) -> None:
     assert _numbers(api, **params) == expected
 
 

@@ -86,7 +86,9 @@ def _expected_columns(api: Api, partner_number: int) -> tuple[str, str | None]:
         (Decimal(o["total_base"]) for o in orders if o["status"] in ("open", "delivered")),
         Decimal("0.00"),
     )
-    dates = [o["delivery_date"] for o in orders if o["status"] != "cancelled" and o["delivery_date"]]
+    dates = [
+        o["delivery_date"] for o in orders if o["status"] != "cancelled" and o["delivery_date"]
+    ]
     return f"{uninvoiced:.2f}", max(dates) if dates else None
 
 

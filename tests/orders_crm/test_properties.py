@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
@@ -293,9 +293,7 @@ class Driver:
         created = ok(self.api.post(PARTNERS, json=body), 201)
         assert created["number"] == len(self.ref.partners) + 1
         self.ref.partners.append(
-            RefPartner(
-                created["number"], name, country, stage, tags, owner, credit_limit, currency
-            )
+            RefPartner(created["number"], name, country, stage, tags, owner, credit_limit, currency)
         )
 
     def do_order(
@@ -311,10 +309,11 @@ class Driver:
         if p is None:
             return
         effective = currency or p.currency
+        rate: Decimal | None
         if rate_choice == "auto":
             rate = auto_rate if effective != "DKK" else None
         else:
-            rate = rate_choice  # type: ignore[assignment]
+            rate = None if rate_choice is None else Decimal(rate_choice)
         lines, total = _lines(items)
         body: dict[str, Any] = {"partner_number": p.number, "lines": lines}
         if currency:
@@ -404,9 +403,12 @@ class Driver:
         p = self._partner(i)
         if p is None:
             return
-        assert ok(self.api.patch(f"{PARTNERS}/{p.number}", json={"customer_stage": stage}))[
-            "customer_stage"
-        ] == stage
+        assert (
+            ok(self.api.patch(f"{PARTNERS}/{p.number}", json={"customer_stage": stage}))[
+                "customer_stage"
+            ]
+            == stage
+        )
         p.stage = stage
 
     def do_bulk(self, stage: str, selector: tuple[str, Any], dry_run: bool) -> None:
@@ -480,9 +482,12 @@ class Driver:
 def test_overview_summary_and_csv_match_a_reference_after_every_operation(
     client: TestClient, session: Session, ops: list[tuple[Any, ...]], sort: str
 ) -> None:
+    note(f"sort={sort!r}")
+    note(f"ops={ops!r}")
     tenant = make_tenant(session)
     driver = Driver(Api(client, tenant), session)
     driver.check(sort)
-    for op in ops:
+    for step, op in enumerate(ops):
+        note(f"step {step}: {op!r}")
         driver.apply(op)
         driver.check(sort)

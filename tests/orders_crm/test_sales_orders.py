@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -102,6 +103,19 @@ def test_line_total_is_quantity_times_price_less_discount_rounded_half_up(
     assert order["lines"][0]["total"] == expected
     assert order["total"] == expected
     assert get_order(api, order["number"])["lines"][0]["total"] == expected
+
+
+@pytest.mark.parametrize("discount", ["0", "0.00", 0, "100", 100, "0.01"])
+def test_discount_accepts_the_whole_range_0_to_100(api: Api, discount: Any) -> None:
+    p = create_partner(api)
+    item = {"description": "Goods", "quantity": "2", "unit_price": "10.00"}
+    r = api.post(
+        ORDERS,
+        json={"partner_number": p["number"], "lines": [{**item, "discount_percent": discount}]},
+    )
+    assert r.status_code == 201, r.text
+    expected = ref_line_total("2", "10.00", str(discount))
+    assert r.json()["lines"][0]["total"] == f"{expected:.2f}"
 
 
 def test_order_total_is_the_sum_of_the_rounded_line_totals(api: Api) -> None:
@@ -205,6 +219,73 @@ def test_credit_warning_is_returned_with_an_order_of_a_partner_over_its_limit(
     order = create_order(api, p["number"])
     assert order["credit_warning"] is True
     assert [w["code"] for w in order["warnings"]] == ["credit_limit_exceeded"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"lines": [line("0", "1.00")]},
+        {"lines": [line("-1", "1.00")]},
+        {"lines": [line("1.0000001", "1.00")]},
+        {"lines": [line("1", "1.001")]},
+        {"lines": [line("1", "-1.00")]},
+        {"lines": [line("1", "1.00", "100.01")]},
+        {"lines": [line("1", "1.00", "-1")]},
+        {"lines": [line("1", "1.00", "10.001")]},
+        {"lines": []},
+        {"currency": "EUR", "exchange_rate": "0", "lines": [line()]},
+        {"currency": "EUR", "exchange_rate": "1.0000001", "lines": [line()]},
+        {"currency": "eur", "exchange_rate": "7", "lines": [line()]},
+        {"status": "invoiced", "lines": [line()]},
+        {"number": 7, "lines": [line()]},
+        {"total": "5.00", "lines": [line()]},
+        {"total_base": "5.00", "lines": [line()]},
+    ],
+)
+def test_bad_order_bodies_are_422_and_store_nothing(api: Api, body: dict[str, Any]) -> None:
+    p = create_partner(api)
+    assert_problem(api.post(ORDERS, json={"partner_number": p["number"], **body}), 422)
+    assert walk(api, ORDERS, limit=50) == []
+    assert get_partner(api, p["number"])["customer_stage"] is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"lines": [line("999999999999", "99999999999999.99")]},
+        {"lines": [line("1", "99999999999999.99"), line("1", "99999999999999.99")]},
+        {
+            "currency": "EUR",
+            "exchange_rate": "999999999999",
+            "lines": [line("1", "99999999999.99")],
+        },
+    ],
+)
+def test_an_order_beyond_the_money_range_is_422_not_500(api: Api, body: dict[str, Any]) -> None:
+    """Totals that do not fit the stored amounts are bad input: 422, and nothing stored."""
+    p = create_partner(api)
+    r = api.post(ORDERS, json={"partner_number": p["number"], **body})
+    assert_problem(r, 422)
+    assert walk(api, ORDERS, limit=50) == []
+    assert get_partner(api, p["number"])["uninvoiced_total"] == "0.00"
+
+
+def test_order_date_defaults_to_today_utc(api: Api) -> None:
+    p = create_partner(api)
+    order = create_order(api, p["number"])
+    assert order["order_date"] == datetime.now(UTC).date().isoformat()
+
+
+def test_get_honours_if_none_match(api: Api) -> None:
+    p = create_partner(api)
+    number = create_order(api, p["number"])["number"]
+    first = api.get(f"{ORDERS}/{number}")
+    again = api.get(f"{ORDERS}/{number}", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    ok(transition(api, number, "deliver"))
+    changed = api.get(f"{ORDERS}/{number}", headers={"If-None-Match": first.headers["etag"]})
+    assert changed.status_code == 200
+    assert changed.json()["status"] == "delivered"
 
 
 # --- status ----------------------------------------------------------------------------------
@@ -322,6 +403,38 @@ def test_patch_to_a_foreign_currency_without_rate_is_422(api: Api) -> None:
     assert get_order(api, order["number"]) == order
 
 
+def test_patch_to_the_base_currency_sets_rate_1_and_recomputes(api: Api) -> None:
+    p = create_partner(api, currency="EUR")
+    order = create_order(api, p["number"], [line("1", "100.00")], exchange_rate="7.45")
+    assert get_partner(api, p["number"])["uninvoiced_total"] == "745.00"
+    body = ok(api.patch(f"{ORDERS}/{order['number']}", json={"currency": "DKK"}))
+    assert (body["currency"], body["exchange_rate"], body["total_base"]) == ("DKK", "1", "100.00")
+    assert get_partner(api, p["number"])["uninvoiced_total"] == "100.00"
+    r = api.patch(f"{ORDERS}/{order['number']}", json={"exchange_rate": "2"})
+    assert_problem(r, 422, "invalid_exchange_rate")
+    assert get_order(api, order["number"]) == body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": "invoiced"},
+        {"number": 5},
+        {"partner_number": 2},
+        {"total": "1.00"},
+        {"lines": None},
+        {"order_date": None},
+        {"currency": None},
+    ],
+)
+def test_patch_of_read_only_or_null_fields_is_422(api: Api, body: dict[str, Any]) -> None:
+    p = create_partner(api)
+    create_partner(api)
+    order = create_order(api, p["number"])
+    assert_problem(api.patch(f"{ORDERS}/{order['number']}", json=body), 422)
+    assert get_order(api, order["number"]) == order
+
+
 def test_patch_with_stale_if_match_is_412_and_with_current_etag_succeeds(api: Api) -> None:
     p = create_partner(api)
     number = create_order(api, p["number"])["number"]
@@ -329,9 +442,7 @@ def test_patch_with_stale_if_match_is_412_and_with_current_etag_succeeds(api: Ap
     stale = first.headers["etag"]
     ok(api.patch(f"{ORDERS}/{number}", json={"reference": "one"}))
     current = api.get(f"{ORDERS}/{number}")
-    r = api.patch(
-        f"{ORDERS}/{number}", json={"reference": "two"}, headers={"If-Match": stale}
-    )
+    r = api.patch(f"{ORDERS}/{number}", json={"reference": "two"}, headers={"If-Match": stale})
     assert_problem(r, 412)
     assert get_order(api, number)["reference"] == "one"
     r = api.patch(
@@ -391,9 +502,10 @@ def test_list_filter_by_status_is_repeatable(api: Api, orders: dict[str, Any]) -
 def test_list_filter_by_delivery_date_range(api: Api, orders: dict[str, Any]) -> None:
     assert _order_numbers(api, delivery_date_from="2025-02-01") == [1, 4, 5]
     assert _order_numbers(api, delivery_date_to="2025-01-15") == [2, 6]
-    assert _order_numbers(
-        api, delivery_date_from="2025-01-15", delivery_date_to="2025-02-01"
-    ) == [2, 4]
+    assert _order_numbers(api, delivery_date_from="2025-01-15", delivery_date_to="2025-02-01") == [
+        2,
+        4,
+    ]
 
 
 def test_list_filter_by_credit_warning(api: Api, orders: dict[str, Any]) -> None:

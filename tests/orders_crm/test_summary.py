@@ -26,12 +26,15 @@ from tests.orders_crm.helpers import (
 def summary_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The summary computed from overview rows."""
 
+    def total(values: list[str | None]) -> str:
+        return f"{sum((Decimal(v or 0) for v in values), Decimal('0.00')):.2f}"
+
     def block(stage: str | None, members: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "customer_stage": stage,
             "partners": len(members),
-            "uninvoiced_total": f"{sum((Decimal(r['uninvoiced_total']) for r in members), Decimal('0.00')):.2f}",  # noqa: E501
-            "debtor_balance": f"{sum((Decimal(r['debtor_balance'] or 0) for r in members), Decimal('0.00')):.2f}",  # noqa: E501
+            "uninvoiced_total": total([r["uninvoiced_total"] for r in members]),
+            "debtor_balance": total([r["debtor_balance"] for r in members]),
             "credit_limit_exceeded": sum(1 for r in members if r["credit_limit_exceeded"]),
         }
 
