@@ -6,7 +6,7 @@ DB ?= all
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev lint fmt typecheck openapi clean test-sqlite test-postgresql bench
+.PHONY: run test install install-dev lint fmt typecheck openapi clean test-sqlite test-postgresql bench soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,3 +58,7 @@ clean:
 ## bench: seed (first time), serve with several workers, measure; figures in bench/results/
 bench: install-dev
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+## soak: mixed traffic at 64 clients for 60 s against several workers (SOAK_ARGS to change)
+soak: install-dev
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
