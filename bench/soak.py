@@ -183,10 +183,10 @@ def main() -> None:
                     json={
                         "balances": [
                             {
-                                "accounting_ref": f"S{rng.randint(0, args.partners - 1)}",
+                                "accounting_ref": f"S{i}",
                                 "balance": f"{rng.randint(0, 900000) / 100:.2f}",
                             }
-                            for _ in range(10)
+                            for i in rng.sample(range(args.partners), 10)
                         ],
                         "as_of": datetime.now(UTC).isoformat(),
                     },

@@ -52,7 +52,12 @@ class AccountingRepository:
             )
         )
 
-    def partners_with_refs(self) -> list[Any]:
+    def partners_with_refs(self, refs: list[str] | None = None) -> list[Any]:
+        """Partners with an accounting_ref (only these refs, when given), locked in number order:
+        every writer that locks several partners takes them in that order, so none deadlock."""
+        conditions = [Partner.company_id == self.company_id, Partner.accounting_ref.is_not(None)]
+        if refs is not None:
+            conditions.append(Partner.accounting_ref.in_(refs))
         return list(
             self.session.execute(
                 select(
@@ -64,7 +69,8 @@ class AccountingRepository:
                     Partner.credit_limit_exceeded,
                     Partner.debtor_balance_synced_at,
                 )
-                .where(Partner.company_id == self.company_id, Partner.accounting_ref.is_not(None))
+                .where(*conditions)
+                .order_by(Partner.number)
                 .with_for_update()
             ).all()
         )

@@ -41,6 +41,7 @@ from app.partners.credit import is_exceeded
 log = structlog.get_logger("crm.accounting")
 
 HEARTBEAT_EVERY = 5.0  # seconds between heartbeats while fetching
+PUSH_LOCK_LIMIT = 10_000  # up to this many balances, only their partners are locked
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,8 @@ def apply_balances(
 ) -> Applied:
     """Store fetched or pushed balances and re-evaluate credit states (caller commits)."""
     repo = AccountingRepository(session, company.id)
-    partners = {p.accounting_ref: p for p in repo.partners_with_refs()}
+    refs = list(balances) if len(balances) <= PUSH_LOCK_LIMIT else None
+    partners = {p.accounting_ref: p for p in repo.partners_with_refs(refs)}
     rows = []
     updated = unchanged = 0
     unmatched: list[str] = []

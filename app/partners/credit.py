@@ -11,7 +11,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
@@ -53,9 +53,21 @@ def refresh(partner: Partner, check: str) -> bool:
     return True
 
 
+def lock_in_number_order(session: Session, company_id: uuid.UUID, *conditions: Any) -> None:
+    """Lock these partners of a company in number order, the order every multi-partner writer
+    uses, so that concurrent writers queue instead of deadlocking."""
+    session.execute(
+        select(Partner.id)
+        .where(Partner.company_id == company_id, *conditions)
+        .order_by(Partner.number)
+        .with_for_update()
+    ).all()
+
+
 def refresh_company(session: Session, company_id: uuid.UUID, check: str) -> None:
     """Re-evaluate every partner of a company (after its credit check option changed)."""
     expr = exceeded_sql(check)
+    lock_in_number_order(session, company_id, Partner.credit_limit_exceeded != expr)
     session.execute(
         update(Partner)
         .where(Partner.company_id == company_id, Partner.credit_limit_exceeded != expr)
