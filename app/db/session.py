@@ -54,7 +54,10 @@ def build_engine(settings: Settings) -> Engine:
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
+        # No ping per checkout (a round trip on every request): connections are recycled,
+        # and one found dead is discarded with its pool on the first error.
+        pool_pre_ping=False,
+        pool_recycle=1800,
         connect_args=connect_args,
     )
 
@@ -66,7 +69,11 @@ class Database:
     engine: Engine
 
     def __post_init__(self) -> None:
-        self._read = sessionmaker(bind=self.engine, expire_on_commit=False)
+        reader = self.engine
+        if self.engine.dialect.name == "postgresql":
+            # Reads run each statement on its own: no BEGIN and ROLLBACK round trips.
+            reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._read = sessionmaker(bind=reader, expire_on_commit=False)
         writer = self.engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
         self._write = sessionmaker(bind=writer, expire_on_commit=False)
 
