@@ -19,7 +19,7 @@ from app.auth.dependencies import Admin, Reader, SessionDep, Writer, get_databas
 from app.core.config import Settings
 from app.core.errors import problem_responses
 from app.core.http import json_response, location
-from app.core.pagination import Page, PageRequest, page_params
+from app.core.pagination import Page, PageRequest, page_params, page_response
 from app.db.session import Database
 from app.idempotency import service as idempotency
 from app.idempotency.service import IdempotencyKeyHeader
@@ -135,13 +135,7 @@ def list_accounting_sync_runs(
     principal: Reader, session: SessionDep, page: Annotated[PageRequest, Depends(page_params)]
 ) -> Response:
     result = service.list_runs(session=session, company_id=principal.company_id, page=page)
-    return json_response(
-        Page[SyncRunRead](
-            items=[run_read(r) for r in result.rows],
-            next_cursor=result.next_cursor,
-            total=result.total,
-        )
-    )
+    return page_response(result, [run_read(r) for r in result.rows])
 
 
 @router.get(

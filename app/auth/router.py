@@ -12,7 +12,7 @@ from app.auth.dependencies import Admin, Reader, SessionDep
 from app.auth.schemas import CompanyRef, MeRead, TokenCreate, TokenCreated, TokenRead
 from app.core.errors import problem_responses
 from app.core.http import cached_json_response, json_response, location
-from app.core.pagination import Page, PageRequest, page_params
+from app.core.pagination import Page, PageRequest, page_params, page_response
 from app.models import ApiToken, User
 from app.models.enums import Scope
 from app.users.schemas import UserRead, UserRef
@@ -57,13 +57,7 @@ def list_tokens(
     principal: Admin, session: SessionDep, page: Annotated[PageRequest, Depends(page_params)]
 ) -> Response:
     result = service.list_(session=session, company_id=principal.company_id, page=page)
-    return json_response(
-        Page[TokenRead](
-            items=[TokenRead(**_read(t, u)) for t, u in result.rows],
-            next_cursor=result.next_cursor,
-            total=result.total,
-        )
-    )
+    return page_response(result, [TokenRead(**_read(t, u)) for t, u in result.rows])
 
 
 @router.post(

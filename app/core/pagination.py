@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Query
+from fastapi import Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, and_, func, literal, or_, select, tuple_, union_all
 from sqlalchemy.orm import Session
@@ -305,3 +305,11 @@ def iterate(
         if len(rows) < batch_size:
             return
         key = spec.key_of(rows[-1])
+
+
+def page_response(result: RawPage[Any], items: Sequence[BaseModel]) -> Response:
+    """The JSON answer of a list: its items (already converted), cursor and total."""
+    page = Page[Any].model_construct(
+        items=list(items), next_cursor=result.next_cursor, total=result.total
+    )
+    return Response(content=page.model_dump_json(), media_type="application/json")

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from app.auth.dependencies import Reader, SessionDep, get_database
 from app.core.errors import problem_responses
 from app.core.http import json_response
-from app.core.pagination import Page, PageRequest, page_params, sort_enum
+from app.core.pagination import Page, PageRequest, page_params, page_response, sort_enum
 from app.core.types import StrictBool
 from app.crm import service
 from app.crm.csv import stream_csv
@@ -50,13 +50,7 @@ def get_crm_overview(
         filters=filters,
         page=PageRequest(page.limit, page.cursor, page.include_total, sort),
     )
-    return json_response(
-        Page[OverviewRow](
-            items=[service.row_of(r) for r in result.rows],
-            next_cursor=result.next_cursor,
-            total=result.total,
-        )
-    )
+    return page_response(result, [service.row_of(r) for r in result.rows])
 
 
 @router.get(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from app.auth.dependencies import Reader, SessionDep, Writer
 from app.core.errors import problem_responses
 from app.core.http import cached_json_response, json_response, location
-from app.core.pagination import Page, PageRequest, page_params, sort_enum
+from app.core.pagination import Page, PageRequest, page_params, page_response, sort_enum
 from app.idempotency import service as idempotency
 from app.idempotency.service import IdempotencyKeyHeader
 from app.partners import bulk, service
@@ -56,13 +56,7 @@ def list_partners(
         filters=filters,
         page=PageRequest(page.limit, page.cursor, page.include_total, sort),
     )
-    return json_response(
-        Page[PartnerRead](
-            items=[PartnerRead.of(p) for p in result.rows],
-            next_cursor=result.next_cursor,
-            total=result.total,
-        )
-    )
+    return page_response(result, [PartnerRead.of(p) for p in result.rows])
 
 
 @router.post(
@@ -155,13 +149,7 @@ def list_partner_stage_history(
     principal: Reader, session: SessionDep, number: PartnerNumber, page: Paging
 ) -> Response:
     result = service.stage_history(session=session, principal=principal, number=number, page=page)
-    return json_response(
-        Page[StageChangeRead](
-            items=[StageChangeRead.of(c) for c in result.rows],
-            next_cursor=result.next_cursor,
-            total=result.total,
-        )
-    )
+    return page_response(result, [StageChangeRead.of(c) for c in result.rows])
 
 
 @router.post(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from app.auth.dependencies import Reader, SessionDep, Writer
 from app.core.errors import problem_responses
 from app.core.http import cached_json_response, json_response, location
-from app.core.pagination import Page, PageRequest, page_params, sort_enum
+from app.core.pagination import Page, PageRequest, page_params, page_response, sort_enum
 from app.core.types import IsoDate, IsoDateTime, StrictBool
 from app.idempotency import service as idempotency
 from app.idempotency.service import IdempotencyKeyHeader
@@ -79,13 +79,7 @@ def list_sales_orders(
         page=PageRequest(page.limit, page.cursor, page.include_total, sort),
     )
     base = principal.company.base_currency
-    return json_response(
-        Page[SalesOrderRead](
-            items=[service.read(o, base) for o in result.rows],
-            next_cursor=result.next_cursor,
-            total=result.total,
-        )
-    )
+    return page_response(result, [service.read(o, base) for o in result.rows])
 
 
 @router.post(

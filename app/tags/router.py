@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from app.auth.dependencies import Reader, SessionDep, Writer
 from app.core.errors import problem_responses
 from app.core.http import cached_json_response, json_response, location
-from app.core.pagination import Page, PageRequest, page_params
+from app.core.pagination import Page, PageRequest, page_params, page_response
 from app.tags import service
 from app.tags.schemas import TAG_NAME_PATTERN, TagCreate, TagRead
 
@@ -32,13 +32,7 @@ def list_tags(
     principal: Reader, session: SessionDep, page: Annotated[PageRequest, Depends(page_params)]
 ) -> Response:
     result = service.list_(session=session, principal=principal, page=page)
-    return json_response(
-        Page[TagRead](
-            items=[TagRead.model_validate(t) for t in result.rows],
-            next_cursor=result.next_cursor,
-            total=result.total,
-        )
-    )
+    return page_response(result, [TagRead.model_validate(t) for t in result.rows])
 
 
 @router.post(

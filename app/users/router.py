@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from app.auth.dependencies import Admin, Reader, SessionDep
 from app.core.errors import problem_responses
 from app.core.http import cached_json_response, json_response, location
-from app.core.pagination import Page, PageRequest, page_params
+from app.core.pagination import Page, PageRequest, page_params, page_response
 from app.users import service
 from app.users.schemas import UserCreate, UserRead
 
@@ -27,13 +27,7 @@ def list_users(
     principal: Reader, session: SessionDep, page: Annotated[PageRequest, Depends(page_params)]
 ) -> Response:
     result = service.list_(session=session, company_id=principal.company_id, page=page)
-    return json_response(
-        Page[UserRead](
-            items=[UserRead.model_validate(u) for u in result.rows],
-            next_cursor=result.next_cursor,
-            total=result.total,
-        )
-    )
+    return page_response(result, [UserRead.model_validate(u) for u in result.rows])
 
 
 @router.post(
