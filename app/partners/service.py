@@ -115,10 +115,13 @@ def create(
     owner_name = check_owner(repo, data.owner_id)
     _check_locations(data.locations)
     tag_ids = _resolve_tags(repo, data.tags)
+    # The number first: its lock orders creations, so the newest has the highest number
+    # and the latest created_at.
+    number = next_number(session, principal.company_id, "partner")
     now = utcnow()
     partner = Partner(
         company_id=principal.company_id,
-        number=next_number(session, principal.company_id, "partner"),
+        number=number,
         name=data.name,
         country=data.country,
         vat_id=data.vat_id,

@@ -255,10 +255,13 @@ def create(
         )
     currency = data.currency or partner.currency
     rate = _exchange_rate(company.base_currency, currency, data.exchange_rate)
+    # The number first: its lock orders creations, so the newest has the highest number
+    # and the latest created_at.
+    number = next_number(session, principal.company_id, "sales_order")
     now = utcnow()
     order = SalesOrder(
         company_id=principal.company_id,
-        number=next_number(session, principal.company_id, "sales_order"),
+        number=number,
         partner_id=partner.id,
         status=SalesOrderStatus.open.value,
         order_date=data.order_date or datetime.now(UTC).date(),
