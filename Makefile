@@ -6,7 +6,7 @@ DB ?= all
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev lint fmt typecheck openapi clean test-sqlite test-postgresql bench soak
+.PHONY: run test install install-dev lint fmt typecheck openapi clean test-sqlite test-postgresql bench soak fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,3 +62,8 @@ bench: install-dev
 ## soak: mixed traffic at 64 clients for 60 s against several workers (SOAK_ARGS to change)
 soak: install-dev
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
+## fuzz: the contract fuzzing (per-operation and linked sequences) with many more examples
+fuzz: install-dev
+	CRM_FUZZ_EXAMPLES=$${CRM_FUZZ_EXAMPLES:-200} CRM_TEST_DATABASE=sqlite $(BIN)/pytest -p no:randomly tests/contract/test_schemathesis.py
+	CRM_FUZZ_EXAMPLES=$${CRM_FUZZ_EXAMPLES:-200} CRM_TEST_DATABASE=postgresql $(BIN)/pytest -p no:randomly tests/contract/test_schemathesis.py

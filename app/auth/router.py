@@ -11,7 +11,7 @@ from app.auth import service
 from app.auth.dependencies import Admin, Reader, SessionDep
 from app.auth.schemas import CompanyRef, MeRead, TokenCreate, TokenCreated, TokenRead
 from app.core.errors import problem_responses
-from app.core.http import cached_json_response, json_response, location
+from app.core.http import cached_json_response, json_response, links, location
 from app.core.pagination import Page, PageRequest, page_params, page_response
 from app.models import ApiToken, User
 from app.models.enums import Scope
@@ -66,7 +66,10 @@ def list_tokens(
     response_model=TokenCreated,
     operation_id="create_token",
     tags=["tokens"],
-    responses=problem_responses(401, 403, 413, 422),
+    responses={
+        201: links("token_id", "id", "get_token", "delete_token"),
+        **problem_responses(401, 403, 413, 422),
+    },
 )
 def create_token(principal: Admin, session: SessionDep, body: TokenCreate) -> Response:
     issued = service.create(

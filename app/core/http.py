@@ -67,3 +67,14 @@ def check_if_match(if_match: str | None, current: BaseModel) -> None:
 
 def location(path: str) -> dict[str, Any]:
     return {"Location": path}
+
+
+def links(parameter: str, source: str, *operation_ids: str) -> dict[str, Any]:
+    """OpenAPI links from a created resource to the operations that take its key, so clients
+    and stateful tests can follow them (``source``: a JSON pointer into the response body)."""
+    return {
+        "links": {
+            op: {"operationId": op, "parameters": {parameter: f"$response.body#/{source}"}}
+            for op in operation_ids
+        }
+    }

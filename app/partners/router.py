@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from app.auth.dependencies import Reader, SessionDep, Writer
 from app.core.errors import problem_responses
-from app.core.http import cached_json_response, json_response, location
+from app.core.http import cached_json_response, json_response, links, location
 from app.core.pagination import Page, PageRequest, page_params, page_response, sort_enum
 from app.idempotency import service as idempotency
 from app.idempotency.service import IdempotencyKeyHeader
@@ -64,7 +64,17 @@ def list_partners(
     status_code=201,
     response_model=PartnerRead,
     operation_id="create_partner",
-    responses=problem_responses(401, 403, 409, 413, 422),
+    responses={
+        201: links(
+            "number",
+            "number",
+            "get_partner",
+            "update_partner",
+            "delete_partner",
+            "list_partner_stage_history",
+        ),
+        **problem_responses(401, 403, 409, 413, 422),
+    },
 )
 def create_partner(
     request: Request,

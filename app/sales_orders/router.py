@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from app.auth.dependencies import Reader, SessionDep, Writer
 from app.core.errors import problem_responses
-from app.core.http import cached_json_response, json_response, location
+from app.core.http import cached_json_response, json_response, links, location
 from app.core.pagination import Page, PageRequest, page_params, page_response, sort_enum
 from app.core.types import IsoDate, IsoDateTime, StrictBool
 from app.idempotency import service as idempotency
@@ -87,7 +87,18 @@ def list_sales_orders(
     status_code=201,
     response_model=SalesOrderRead,
     operation_id="create_sales_order",
-    responses=problem_responses(401, 403, 409, 413, 422),
+    responses={
+        201: links(
+            "number",
+            "number",
+            "get_sales_order",
+            "update_sales_order",
+            "deliver_sales_order",
+            "invoice_sales_order",
+            "cancel_sales_order",
+        ),
+        **problem_responses(401, 403, 409, 413, 422),
+    },
 )
 def create_sales_order(
     request: Request,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from app.auth.dependencies import Reader, SessionDep, Writer
 from app.core.errors import problem_responses
-from app.core.http import cached_json_response, json_response, location
+from app.core.http import cached_json_response, json_response, links, location
 from app.core.pagination import Page, PageRequest, page_params, page_response
 from app.tags import service
 from app.tags.schemas import TAG_NAME_PATTERN, TagCreate, TagRead
@@ -40,7 +40,10 @@ def list_tags(
     status_code=201,
     response_model=TagRead,
     operation_id="create_tag",
-    responses=problem_responses(401, 403, 409, 413, 422),
+    responses={
+        201: links("name", "name", "get_tag", "delete_tag"),
+        **problem_responses(401, 403, 409, 413, 422),
+    },
 )
 def create_tag(principal: Writer, session: SessionDep, body: TagCreate) -> Response:
     tag = service.create(session=session, principal=principal, data=body)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from app.auth.dependencies import Admin, Reader, SessionDep
 from app.core.errors import problem_responses
-from app.core.http import cached_json_response, json_response, location
+from app.core.http import cached_json_response, json_response, links, location
 from app.core.pagination import Page, PageRequest, page_params, page_response
 from app.users import service
 from app.users.schemas import UserCreate, UserRead
@@ -35,7 +35,10 @@ def list_users(
     status_code=201,
     response_model=UserRead,
     operation_id="create_user",
-    responses=problem_responses(401, 403, 409, 413, 422),
+    responses={
+        201: links("user_id", "id", "get_user"),
+        **problem_responses(401, 403, 409, 413, 422),
+    },
 )
 def create_user(principal: Admin, session: SessionDep, body: UserCreate) -> Response:
     user = service.create(session=session, company_id=principal.company_id, data=body)

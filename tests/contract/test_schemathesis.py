@@ -19,6 +19,7 @@ whatever the generated requests create or delete disappears afterwards.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -38,6 +39,8 @@ from app.sales_orders.schemas import LineIn, SalesOrderCreate
 from tests.factories import Tenant, make_partner, make_tag, make_user
 
 CONTRACT = Path(__file__).resolve().parents[2] / "openapi" / "openapi.yaml"
+# Examples per operation (and sequences for the stateful test); `make fuzz` raises it.
+FUZZ_EXAMPLES = int(os.environ.get("CRM_FUZZ_EXAMPLES", "15"))
 
 
 @pytest.fixture
@@ -199,7 +202,7 @@ def in_process(app: Any, seeded: Tenant) -> Iterator[Tenant]:
 # 25 took about 100 s.
 @schema.parametrize()
 @settings(
-    max_examples=15,
+    max_examples=FUZZ_EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -209,4 +212,35 @@ def test_api_honours_its_contract(case: Case, in_process: Tenant) -> None:
     case.call_and_validate(
         excluded_checks=[positive_data_acceptance, negative_data_rejection],
         additional_checks=[positive_data_acceptance_by_data, negative_data_rejection_or_too_large],
+    )
+
+
+# Stateful sequences: schemathesis follows the contract's OpenAPI links (create a partner, then
+# read, change, delete it or read its history; create an order, then deliver, invoice or cancel
+# it; tags, users and tokens likewise) and runs the same checks on every step.
+def test_linked_operations_in_sequence(in_process: Tenant) -> None:
+    token = f"Bearer {in_process.tokens['admin']}"
+
+    class Sequences(schema.as_state_machine()):  # type: ignore[misc]
+        def before_call(self, case: Case) -> None:
+            if (case.headers or {}).get("Authorization") == TOKEN_PLACEHOLDER:
+                case.headers = {**(case.headers or {}), "Authorization": token}
+
+        def validate_response(self, response: Any, case: Case, **kwargs: Any) -> None:
+            case.validate_response(
+                response,
+                excluded_checks=[positive_data_acceptance, negative_data_rejection],
+                additional_checks=[
+                    positive_data_acceptance_by_data,
+                    negative_data_rejection_or_too_large,
+                ],
+            )
+
+    Sequences.run(
+        settings=settings(
+            max_examples=FUZZ_EXAMPLES,
+            stateful_step_count=6,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
     )
