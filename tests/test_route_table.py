@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
+from app.core.logging import configure_logging
 from app.main import create_app
 from app.models import SyncRun
 from app.models.enums import Scope
@@ -217,3 +218,19 @@ def test_another_companys_token_finds_nothing_and_changes_nothing(world: dict[st
                 assert "Alpha Only Partner 7f3" not in text_, (method, route.path)
         if route.path not in OWN_COMPANY or method == "GET":
             assert _fingerprint(world["session"], world["a"]) == before, (method, route.path)
+
+
+def test_no_token_reaches_any_log_line(world: dict[str, Any], capfd: Any) -> None:
+    """Every route, with every token and without: the secrets never appear in the logs."""
+    secrets = [*world["a"].tokens.values(), *world["b"].tokens.values()]
+    configure_logging("DEBUG", json=True)  # log lines go to this test's captured stderr
+    capfd.readouterr()
+    for method, route in _routes(world["client"].app):
+        for token in (world["a"].tokens["admin"], world["b"].tokens["read"], None, "crm_bogus"):
+            _call(world, method, route, token)
+    out, err = capfd.readouterr()
+    logs = out + err
+    assert '"event": "request"' in logs  # the access log was captured
+    for secret in secrets:
+        assert secret not in logs
+        assert secret.removeprefix("crm_") not in logs

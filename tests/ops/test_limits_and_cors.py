@@ -132,3 +132,17 @@ def test_no_cors_headers_without_configured_origins(
     )
     assert r.status_code == 200
     assert "access-control-allow-origin" not in r.headers
+
+
+@pytest.mark.postgres_only
+def test_postgresql_statements_have_a_timeout(settings: Settings) -> None:
+    from sqlalchemy import text
+
+    from app.db.session import build_engine
+
+    engine = build_engine(settings.model_copy(update={"db_statement_timeout_ms": 1234}))
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW statement_timeout")).scalar() == "1234ms"
+    finally:
+        engine.dispose()
