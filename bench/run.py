@@ -297,7 +297,12 @@ def bench(target: Target, workers: int, quick: bool) -> dict[str, Any]:
                     # The deep cursor: the row at position deep_at of this sort, filter included.
                     first_stmt = spec.rows_statement(base_stmt, None, 51)
                     rows = s.execute(spec.rows_statement(base_stmt, None, deep_at)).all()
-                    anchor = rows[-1] if rows else None
+                    # Fewer rows than deep_at match the filter: anchor in the middle of them instead.
+                    anchor = (
+                        (rows[-1] if len(rows) >= deep_at else rows[len(rows) // 2 - 1])
+                        if len(rows) > 1
+                        else None
+                    )
                     for depth in ("first", "deep"):
                         key = spec.key_of(anchor) if depth == "deep" and anchor else None
                         stmt = (
