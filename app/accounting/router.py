@@ -173,11 +173,10 @@ def push_accounting_balances(
         return json_response(result)
 
     return idempotency.run(
+        request=request,
         session=session,
         company_id=principal.company_id,
         key=idempotency_key,
-        method="POST",
-        path=request.url.path,
         body=body,
         execute=execute,
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Header, Response
+from fastapi import Header, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -108,18 +108,17 @@ def _stored(session: Session, company_id: uuid.UUID, key: str) -> IdempotencyKey
 
 def run(
     *,
+    request: Request,
     session: Session,
     company_id: uuid.UUID,
     key: str | None,
-    method: str,
-    path: str,
     body: BaseModel,
     execute: Callable[[Idempotency | None], Response],
 ) -> Response:
     """Answer a keyed request: replay a stored answer, or execute and store this one."""
     if key is None:
         return execute(None)
-    print_ = fingerprint(method, path, body)
+    print_ = fingerprint(request.method, request.url.path, body)
     stored = _stored(session, company_id, key)
     if stored is None:
         try:

@@ -93,11 +93,10 @@ def create_partner(
         )
 
     return idempotency.run(
+        request=request,
         session=session,
         company_id=principal.company_id,
         key=idempotency_key,
-        method="POST",
-        path=request.url.path,
         body=body,
         execute=execute,
     )
@@ -187,11 +186,10 @@ def bulk_set_customer_stage(
         return json_response(result)
 
     return idempotency.run(
+        request=request,
         session=session,
         company_id=principal.company_id,
         key=idempotency_key,
-        method="POST",
-        path=request.url.path,
         body=body,
         execute=execute,
     )

@@ -117,11 +117,10 @@ def create_sales_order(
         )
 
     return idempotency.run(
+        request=request,
         session=session,
         company_id=principal.company_id,
         key=idempotency_key,
-        method="POST",
-        path=request.url.path,
         body=body,
         execute=execute,
     )
