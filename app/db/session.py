@@ -44,7 +44,9 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 def build_engine(settings: Settings) -> Engine:
     url = settings.database_url
     if settings.is_sqlite:
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+        )
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
         return engine
     connect_args: dict[str, Any] = {"application_name": "crm-overview"}
@@ -58,6 +60,8 @@ def build_engine(settings: Settings) -> Engine:
         # and one found dead is discarded with its pool on the first error.
         pool_pre_ping=False,
         pool_recycle=1800,
+        # A failing statement is logged without its bound values (they hold company data).
+        hide_parameters=True,
         connect_args=connect_args,
     )
 
