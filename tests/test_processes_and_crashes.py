@@ -55,6 +55,9 @@ def start(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
         "CRM_RATE_LIMIT": "0",
         "CRM_LOG_LEVEL": "WARNING",
         "CRM_ACCOUNTING_RETRY_ATTEMPTS": "1",
+        # The fake accounting system listens on plain http on loopback.
+        "CRM_OUTBOUND_ALLOW_HTTP": "true",
+        "CRM_OUTBOUND_ALLOW_PRIVATE": "true",
     }
     proc = subprocess.Popen(
         [CRM, "serve", "--port", str(port), "--workers", "1"],

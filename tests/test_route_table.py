@@ -41,7 +41,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/api/v1/sales-orders/{number}"): {"reference": "changed"},
     ("PUT", "/api/v1/accounting/connection"): {
         "provider": "e-conomic",
-        "base_url": "http://127.0.0.1:9",
+        "base_url": "https://accounting.example.com",
         "app_secret_token": "app",
         "agreement_grant_token": "grant",
     },

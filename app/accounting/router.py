@@ -90,7 +90,11 @@ def put_accounting_connection(
 ) -> Response:
     """Connect the accounting system. Credentials are stored encrypted and never returned."""
     connection = service.put_connection(
-        session=session, company_id=principal.company_id, data=body, secret_key=settings.secret_key
+        session=session,
+        company_id=principal.company_id,
+        data=body,
+        secret_key=settings.secret_key,
+        outbound=settings.outbound_policy,
     )
     return json_response(_connection(connection, settings))
 

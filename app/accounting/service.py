@@ -30,6 +30,7 @@ from app.accounting.repository import AccountingRepository
 from app.accounting.schemas import BalancePush, BalancePushResult, ConnectionPut
 from app.core.config import Settings
 from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from app.core.outbound import DestinationNotAllowed, OutboundPolicy
 from app.core.pagination import PageRequest, RawPage
 from app.db.base import utcnow
 from app.db.session import Database
@@ -74,6 +75,7 @@ def default_provider(config: ProviderConfig, settings: Settings) -> AccountingPr
             app_secret_token=config.credentials["app_secret_token"],
             agreement_grant_token=config.credentials["agreement_grant_token"],
             policy=policy,
+            outbound=settings.outbound_policy,
         )
     raise ProviderError("unknown_provider", f"No provider named {config.provider!r}.")
 
@@ -88,25 +90,58 @@ def get_connection(*, session: Session, company_id: uuid.UUID) -> AccountingConn
     return connection
 
 
+CREDENTIAL_FIELDS = ("app_secret_token", "agreement_grant_token")
+
+
 def put_connection(
-    *, session: Session, company_id: uuid.UUID, data: ConnectionPut, secret_key: str
+    *,
+    session: Session,
+    company_id: uuid.UUID,
+    data: ConnectionPut,
+    secret_key: str,
+    outbound: OutboundPolicy,
 ) -> AccountingConnection:
+    """Store the connection. Stored credentials are kept for the fields a request leaves out,
+    but only while the destination stays the same: a new provider or ``base_url`` needs every
+    credential again, so no stored secret can be sent anywhere but where it was meant to go."""
+    base_url = str(data.base_url).rstrip("/")
+    try:
+        outbound.check_url(base_url)
+    except DestinationNotAllowed:
+        raise ValidationFailed(
+            "base_url leads to a destination that is not allowed (https:// to a public "
+            "address only).",
+            code="destination_not_allowed",
+            errors=[
+                FieldError(
+                    ("body", "base_url"), "destination not allowed", "destination_not_allowed"
+                )
+            ],
+        ) from None
     repo = AccountingRepository(session, company_id)
     connection = repo.connection(for_update=True)
     given = {
-        name: value
-        for name in ("app_secret_token", "agreement_grant_token")
-        if (value := getattr(data, name)) is not None
+        name: value for name in CREDENTIAL_FIELDS if (value := getattr(data, name)) is not None
     }
+    same_destination = (
+        connection is not None
+        and connection.provider == data.provider.value
+        and connection.base_url == base_url
+    )
     credentials: dict[str, str] = {}
-    if connection is not None and len(given) < 2:
-        # Keep the stored tokens that this request leaves out.
+    if connection is not None and same_destination and len(given) < len(CREDENTIAL_FIELDS):
+        # Keep the stored credentials that this request leaves out.
         credentials = secrets.decrypt(secret_key, connection.credentials)
     credentials.update(given)
-    missing = [n for n in ("app_secret_token", "agreement_grant_token") if n not in credentials]
+    missing = [n for n in CREDENTIAL_FIELDS if n not in credentials]
     if missing:
+        detail = (
+            "A new connection needs every credential."
+            if connection is None
+            else "Changing the provider or base_url needs every credential again."
+        )
         raise ValidationFailed(
-            "A new connection needs both tokens.",
+            detail,
             code="credentials_required",
             errors=[FieldError(("body", n), "required", "credentials_required") for n in missing],
         )
@@ -115,7 +150,7 @@ def put_connection(
         connection = AccountingConnection(company_id=company_id, created_at=now)
         session.add(connection)
     connection.provider = data.provider.value
-    connection.base_url = str(data.base_url).rstrip("/")
+    connection.base_url = base_url
     connection.enabled = data.enabled
     connection.credentials = secrets.encrypt(secret_key, credentials)
     connection.updated_at = now
@@ -128,7 +163,7 @@ def credentials_set(connection: AccountingConnection, secret_key: str) -> dict[s
         stored = secrets.decrypt(secret_key, connection.credentials)
     except secrets.SecretKeyMissing:
         stored = {}
-    return {f"{n}_set": bool(stored.get(n)) for n in ("app_secret_token", "agreement_grant_token")}
+    return {f"{n}_set": bool(stored.get(n)) for n in CREDENTIAL_FIELDS}
 
 
 # -- sync runs ---------------------------------------------------------------------------

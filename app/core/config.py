@@ -6,6 +6,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.outbound import OutboundPolicy
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CRM_", env_file=".env", extra="ignore")
@@ -23,7 +25,23 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(
         default=30_000, ge=0, description="PostgreSQL statement timeout (0: none)"
     )
-    sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+    db_lock_timeout_ms: int = Field(
+        default=5_000,
+        ge=0,
+        description="PostgreSQL: longest wait for a row or table lock, e.g. behind a bulk "
+        "change; past it the request answers 503 lock_timeout (0: no limit)",
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        default=10_000,
+        ge=0,
+        description="SQLite: longest wait for the database write lock; SQLite's counterpart "
+        "of db_lock_timeout_ms (past it: 503 lock_timeout)",
+    )
+    bulk_max_partners: int = Field(
+        default=100_000,
+        ge=1,
+        description="Most partners one bulk change may select; more: 422 too_many_partners",
+    )
     accounting_sync_interval: int = Field(
         default=0, ge=0, description="Seconds between scheduled balance refreshes (0: off)"
     )
@@ -41,6 +59,17 @@ class Settings(BaseSettings):
     )
     accounting_heartbeat_timeout: float = Field(
         default=120.0, gt=0, description="A running refresh silent this long is marked failed"
+    )
+    outbound_allow_http: bool = Field(
+        default=False,
+        description="Let tenant-supplied URLs (accounting, webhooks) use plain http://",
+    )
+    outbound_allow_private: bool = Field(
+        default=False,
+        description="Let tenant-supplied URLs reach loopback, private and link-local addresses",
+    )
+    outbound_max_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="Largest answer read from an outbound call"
     )
     rate_limit: str = Field(
         default="1200/minute",
@@ -80,6 +109,14 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def outbound_policy(self) -> OutboundPolicy:
+        return OutboundPolicy(
+            allow_http=self.outbound_allow_http,
+            allow_private=self.outbound_allow_private,
+            max_bytes=self.outbound_max_bytes,
+        )
 
     @property
     def is_sqlite(self) -> bool:

@@ -19,6 +19,9 @@ ACCOUNTING_SETTINGS: dict[str, Any] = {
     "accounting_retry_max_wait": 0.2,
     "accounting_read_timeout": 0.5,
     "accounting_connect_timeout": 1.0,
+    # The fakes listen on plain http on loopback; production refuses both.
+    "outbound_allow_http": True,
+    "outbound_allow_private": True,
 }
 
 

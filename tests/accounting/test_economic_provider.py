@@ -14,6 +14,7 @@ import pytest
 
 from app.accounting.providers.base import DebtorBalance, ProviderError, RetryPolicy
 from app.accounting.providers.economic import EconomicProvider, parse_retry_after
+from app.core.outbound import OutboundPolicy
 from tests.accounting.fake_economic import (
     AGREEMENT_GRANT_TOKEN,
     APP_SECRET_TOKEN,
@@ -22,6 +23,7 @@ from tests.accounting.fake_economic import (
 )
 from tests.accounting.helpers import assert_no_secret
 
+LOCAL = OutboundPolicy(allow_http=True, allow_private=True)  # the fake listens on loopback
 FAST = RetryPolicy(
     attempts=3, max_wait=0.3, initial_wait=0.05, connect_timeout=1.0, read_timeout=0.5
 )
@@ -40,6 +42,7 @@ def make_provider(economic: FakeEconomic) -> Iterator[object]:
             app_secret_token=APP_SECRET_TOKEN,
             agreement_grant_token=AGREEMENT_GRANT_TOKEN,
             policy=policy,
+            outbound=LOCAL,
         )
         made.append(provider)
         return provider

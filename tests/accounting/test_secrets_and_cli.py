@@ -163,6 +163,8 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         "CRM_ACCOUNTING_RETRY_MAX_WAIT": "0.2",
         "CRM_ACCOUNTING_READ_TIMEOUT": "0.5",
         "CRM_LOG_JSON": "true",
+        "CRM_OUTBOUND_ALLOW_HTTP": "true",
+        "CRM_OUTBOUND_ALLOW_PRIVATE": "true",
     }.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
@@ -196,6 +198,7 @@ def cli_company(cli_env: str, economic: FakeEconomic) -> dict[str, Any]:
                     agreement_grant_token=AGREEMENT_GRANT_TOKEN,
                 ),
                 secret_key=settings.secret_key,
+                outbound=settings.outbound_policy,
             )
             user = make_user(session, company)
             principal = Principal(

@@ -126,6 +126,8 @@ class AdminToken:
 # - whether an exchange rate is required or must be 1 depends on the company's base currency,
 #   whether a connection needs its tokens on whether one is stored, and whether an order is over
 #   the credit limit on the partner's balance and the company's enforcement setting;
+# - whether a base_url is an allowed destination depends on the deployment's outbound settings
+#   (plain http, private addresses) and on what its host name resolves to;
 # - the body size limit (413, declared) applies to the bytes, which a schema cannot bound;
 # - an order's total is the sum of its lines, which a schema cannot bound either, and "at most
 #   one location is primary" is a rule across list items that a schema cannot state.
@@ -144,6 +146,7 @@ DATA_DEPENDENT_REJECTIONS = {
     (422, "exchange_rate_required"),
     (422, "invalid_exchange_rate"),
     (422, "credentials_required"),
+    (422, "destination_not_allowed"),
     (422, "credit_limit_exceeded"),
     (422, "amount_out_of_range"),
     (422, "several_primary_locations"),

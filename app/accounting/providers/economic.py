@@ -1,7 +1,9 @@
 """Visma e-conomic: customers' balances over its REST API.
 
 Both token headers on every request; customers paged by following ``pagination.nextPage`` (page
-size 1000) and never off the configured host; redirects refused; explicit timeouts; 5xx,
+size 1000) and never off the configured host; every connection through the outbound policy
+(``app.core.outbound``: no private destinations, no redirects, bounded bodies); explicit
+timeouts; 5xx,
 transport errors and timeouts retried with capped exponential backoff and jitter; 429 honours
 ``Retry-After`` (seconds or an HTTP date) up to the cap; 400 and 401 are not retried. httpx
 stays inside this module: callers see ``DebtorBalance`` records and ``ProviderError``.
@@ -27,11 +29,22 @@ from tenacity import (
 )
 
 from app.accounting.providers.base import DebtorBalance, ProviderError, RetryPolicy
+from app.core.outbound import (
+    DestinationNotAllowed,
+    OutboundPolicy,
+    ResponseEncoded,
+    ResponseTooLarge,
+    ResponseTooSlow,
+    read_body,
+)
 from app.core.types import MONEY_LIMIT
 
 NAME = "e-conomic"
 DEFAULT_BASE_URL = "https://restapi.e-conomic.com"
 PAGE_SIZE = 1000
+DESTINATION_NOT_ALLOWED = (
+    "The connection's base_url leads to a destination that is not allowed; no request was sent."
+)
 FIRST_PAGE = f"/customers?skippages=0&pagesize={PAGE_SIZE}"
 
 log = structlog.get_logger("crm.accounting.economic")
@@ -83,30 +96,34 @@ class EconomicProvider:
         app_secret_token: str,
         agreement_grant_token: str,
         policy: RetryPolicy | None = None,
+        outbound: OutboundPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.policy = policy or RetryPolicy()
+        self.outbound = outbound or OutboundPolicy()
         self._deadline: float | None = None
         self._base = httpx.URL(base_url.rstrip("/") + "/")
         self._sleep = sleep
-        self._client = httpx.Client(
-            base_url=str(self._base),
-            headers={
-                "X-AppSecretToken": app_secret_token,
-                "X-AgreementGrantToken": agreement_grant_token,
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            },
-            timeout=httpx.Timeout(
-                connect=self.policy.connect_timeout,
-                read=self.policy.read_timeout,
-                write=self.policy.read_timeout,
-                pool=self.policy.connect_timeout,
-            ),
-            follow_redirects=False,
-            transport=transport,
-        )
+        try:
+            self._client = self.outbound.client(
+                base_url=str(self._base),
+                headers={
+                    "X-AppSecretToken": app_secret_token,
+                    "X-AgreementGrantToken": agreement_grant_token,
+                    "Content-Type": "application/json",
+                    "Accept": "application/json",
+                },
+                timeout=httpx.Timeout(
+                    connect=self.policy.connect_timeout,
+                    read=self.policy.read_timeout,
+                    write=self.policy.read_timeout,
+                    pool=self.policy.connect_timeout,
+                ),
+                transport=transport,
+            )
+        except DestinationNotAllowed:
+            raise ProviderError("destination_not_allowed", DESTINATION_NOT_ALLOWED) from None
 
     def close(self) -> None:
         self._client.close()
@@ -184,8 +201,7 @@ class EconomicProvider:
             self._base.port,
         ):
             raise ProviderError(
-                "foreign_next_page",
-                f"e-conomic's nextPage leads to another host ({target.host}); not followed.",
+                "foreign_next_page", "e-conomic's nextPage leads to another host; not followed."
             )
         return str(target)
 
@@ -234,27 +250,34 @@ class EconomicProvider:
             raise ProviderError("run_timeout", "The refresh took longer than allowed.")
         try:
             with self._client.stream("GET", url) as response:
-                body = bytearray()
-                for chunk in response.iter_bytes():
-                    body.extend(chunk)
-                    if time.monotonic() > limit:
-                        if run_over:
-                            raise ProviderError(
-                                "run_timeout", "The refresh took longer than allowed."
-                            )
-                        raise _Retryable("upstream_timeout", "e-conomic answered too slowly.")
+                body = read_body(response, max_bytes=self.outbound.max_bytes, deadline=limit)
                 headers = [
                     (k, v)
                     for k, v in response.headers.multi_items()
-                    if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+                    if k.lower() not in ("content-length", "transfer-encoding")
                 ]
-                return httpx.Response(response.status_code, headers=headers, content=bytes(body))
+                return httpx.Response(response.status_code, headers=headers, content=body)
+        except ResponseTooSlow:
+            if run_over:
+                raise ProviderError(
+                    "run_timeout", "The refresh took longer than allowed."
+                ) from None
+            raise _Retryable("upstream_timeout", "e-conomic answered too slowly.") from None
+        except ResponseTooLarge:
+            raise ProviderError(
+                "response_too_large",
+                f"e-conomic sent an answer larger than {self.outbound.max_bytes} bytes.",
+            ) from None
+        except ResponseEncoded:
+            raise ProviderError(
+                "malformed_response", "e-conomic sent a compressed answer; none was asked for."
+            ) from None
+        except DestinationNotAllowed:
+            raise ProviderError("destination_not_allowed", DESTINATION_NOT_ALLOWED) from None
         except httpx.TimeoutException:
             raise _Retryable("upstream_timeout", "e-conomic did not answer in time.") from None
-        except httpx.TransportError as exc:
-            raise _Retryable(
-                "upstream_unreachable", f"e-conomic could not be reached ({type(exc).__name__})."
-            ) from None
+        except httpx.TransportError:
+            raise _Retryable("upstream_unreachable", "e-conomic could not be reached.") from None
 
     def _get_once(self, url: str) -> dict[str, Any]:
         response = self._fetch(url)
