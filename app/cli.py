@@ -183,7 +183,12 @@ def token_create(
             fail(f"no user with the email {email!r} in {company!r}")
             return
         issued = service.create(
-            session=session, company_id=found.id, user_id=user.id, name=name, scope=Scope(scope)
+            session=session,
+            company_id=found.id,
+            user_id=user.id,
+            name=name,
+            scope=Scope(scope),
+            max_active=get_settings().max_tokens_per_company,
         )
         typer.echo(issued.secret)
 

@@ -11,6 +11,7 @@ from app.auth import service as tokens
 from app.auth.dependencies import Principal
 from app.companies import service as companies
 from app.companies.repository import get_by_slug
+from app.core.config import get_settings
 from app.models.enums import CustomerStage, Scope
 from app.partners import service as partners
 from app.partners.schemas import LocationIn, PartnerCreate
@@ -144,11 +145,14 @@ def ensure_demo(session: Session) -> str:
             company_id=company.id,
             data=UserCreate(name="Demo Admin", email=ADMIN_EMAIL),
         )
+    # Each run replaces the demo token of the run before: restarts do not pile up tokens.
+    tokens.revoke_named(session=session, company_id=company.id, user_id=admin_user.id, name="demo")
     issued = tokens.create(
         session=session,
         company_id=company.id,
         user_id=admin_user.id,
         name="demo",
         scope=Scope.admin,
+        max_active=get_settings().max_tokens_per_company,
     )
     return issued.secret

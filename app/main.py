@@ -167,14 +167,31 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def on_db_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
-        log.error("database_error", error=type(exc.orig).__name__)
-        body = problem_body(
-            status=503,
-            code="database_unavailable",
-            title="Service unavailable",
-            detail="The database is busy or unreachable; retry shortly.",
-            instance=instance(request),
-        )
+        # A lock wait that timed out: PostgreSQL's lock_timeout (SQLSTATE 55P03,
+        # psycopg.errors.LockNotAvailable) or SQLite's busy timeout (SQLITE_BUSY).
+        orig = exc.orig
+        lock_timeout = getattr(orig, "sqlstate", None) == "55P03" or str(
+            getattr(orig, "sqlite_errorname", "")
+        ).startswith("SQLITE_BUSY")
+        if lock_timeout:
+            log.warning("lock_timeout", error=type(orig).__name__)
+            body = problem_body(
+                status=503,
+                code="lock_timeout",
+                title="Service unavailable",
+                detail="Another change (e.g. a bulk change) held the data this request needs "
+                "longer than the lock timeout; nothing was changed. Retry shortly.",
+                instance=instance(request),
+            )
+        else:
+            log.error("database_error", error=type(orig).__name__)
+            body = problem_body(
+                status=503,
+                code="database_unavailable",
+                title="Service unavailable",
+                detail="The database is busy or unreachable; retry shortly.",
+                instance=instance(request),
+            )
         return JSONResponse(
             body,
             status_code=503,
@@ -253,7 +270,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.db = db
     app.state.settings = settings
-    app.state.rate_limiter = RateLimiter.from_settings(settings.rate_limit, settings.redis_url)
+    app.state.rate_limiter = RateLimiter.from_settings(settings)
     install_error_handlers(app)
     for router in (
         ops_router,
@@ -285,6 +302,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
             max_age=600,
         )
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        allowed_hosts=settings.allowed_host_list,
+    )
     _add_problem_schema(app)
     return app

@@ -63,7 +63,12 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = build_engine(get_settings())
+    # Migrations wait as long as they must for locks and statements (the service's request
+    # timeouts would make a migration behind a long transaction fail half-way).
+    settings = get_settings().model_copy(
+        update={"db_lock_timeout_ms": 0, "db_statement_timeout_ms": 0}
+    )
+    engine = build_engine(settings)
     try:
         with engine.connect() as conn:
             _run(conn)

@@ -88,7 +88,11 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, log_json=True, log_level="INFO")
+    # Walks over every route without a token would trip the failed-authentication limit
+    # (tests/auth/test_limits_and_tokens.py tests it on an app of its own).
+    return Settings(
+        database_url=database_url, log_json=True, log_level="INFO", rate_limit_auth_failures="0"
+    )
 
 
 @pytest.fixture(scope="session")

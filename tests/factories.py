@@ -59,6 +59,7 @@ def make_tenant(session: Session, *, slug: str | None = None) -> Tenant:
             user_id=admin.id,
             name=scope.value,
             scope=scope,
+            max_active=100,
         ).secret
         for scope in Scope
     }

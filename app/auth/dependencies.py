@@ -5,17 +5,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import Depends, Request
+import structlog
+from fastapi import BackgroundTasks, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.auth.ratelimit import RateLimiter
+from app.auth.repository import TokenRepository
 from app.auth.tokens import MAX_TOKEN_LENGTH, hash_secret
 from app.core.errors import Forbidden, Unauthorized
+from app.db.base import utcnow
 from app.db.session import Database
 from app.models import ApiToken, Company, User
 from app.models.enums import Scope
@@ -92,23 +96,69 @@ class Principal:
 _COMPANY_COLUMNS = [getattr(Company, f.name) for f in fields(CompanyInfo)]
 _USER_COLUMNS = [getattr(User, f.name) for f in fields(UserInfo)]
 _AUTH_QUERY = (
-    select(ApiToken.id, ApiToken.scope, *_COMPANY_COLUMNS, *_USER_COLUMNS)
+    select(
+        ApiToken.id,
+        ApiToken.scope,
+        ApiToken.expires_at,
+        ApiToken.last_used_at,
+        *_COMPANY_COLUMNS,
+        *_USER_COLUMNS,
+    )
     .join(User, (User.company_id == ApiToken.company_id) & (User.id == ApiToken.user_id))
     .join(Company, Company.id == ApiToken.company_id)
 )
+_FIRST_COMPANY_COLUMN = 4
+# ``last_used_at`` is written at most this often per token: a write per request would cost
+# more than the request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+CHALLENGE = 'Bearer realm="crm-overview"'
+
+log = structlog.get_logger("crm.auth")
+
+
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _refused(
+    limiter: RateLimiter | None, client: str, detail: str, code: str, error: str | None
+) -> Unauthorized:
+    if limiter is not None:
+        limiter.auth_failed(client)
+    challenge = CHALLENGE + (f', error="{error}"' if error else "")
+    return Unauthorized(detail, code=code, headers={"WWW-Authenticate": challenge})
+
+
+def _touch(db: Database, company_id: uuid.UUID, token_id: uuid.UUID, now: datetime) -> None:
+    """Record the token's use in a short transaction of its own, after the answer is sent
+    (the request's own transaction is over by then, so on SQLite it holds no write lock that
+    this one would wait for); never fails the request."""
+    try:
+        with db.session() as session:
+            TokenRepository(session, company_id).touch(token_id, now, LAST_USED_RESOLUTION)
+            session.commit()
+    except SQLAlchemyError as exc:
+        log.warning("token_last_used_not_recorded", error=type(exc).__name__)
 
 
 def authenticate(
     request: Request,
     session: SessionDep,
+    background: BackgroundTasks,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
-    challenge = 'Bearer realm="crm-overview"'
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    client = _client_address(request)
+    if limiter is not None:
+        # Before any database work: guessing tokens costs the guesser, not the database.
+        limiter.check_auth_failures(client)
     if credentials is None:
-        raise Unauthorized(
+        raise _refused(
+            limiter,
+            client,
             "Send an API token: Authorization: Bearer <token>.",
-            code="missing_token",
-            headers={"WWW-Authenticate": challenge},
+            "missing_token",
+            None,
         )
     secret = credentials.credentials
     row = None
@@ -117,22 +167,33 @@ def authenticate(
             _AUTH_QUERY.where(ApiToken.token_hash == hash_secret(secret))
         ).one_or_none()
     if row is None:
-        raise Unauthorized(
+        raise _refused(
+            limiter,
+            client,
             "The API token is unknown or has been revoked.",
-            code="invalid_token",
-            headers={"WWW-Authenticate": challenge + ', error="invalid_token"'},
+            "invalid_token",
+            "invalid_token",
+        )
+    now = utcnow()
+    if row.expires_at is not None and row.expires_at <= now:
+        raise _refused(
+            limiter, client, "The API token has expired.", "token_expired", "invalid_token"
         )
     n_company = len(_COMPANY_COLUMNS)
+    first = _FIRST_COMPANY_COLUMN
     principal = Principal(
-        company=CompanyInfo(*row[2 : 2 + n_company]),
-        user=UserInfo(*row[2 + n_company :]),
+        company=CompanyInfo(*row[first : first + n_company]),
+        user=UserInfo(*row[first + n_company :]),
         scope=Scope(row.scope),
         token_id=row.id,
     )
     request.state.principal = principal
-    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     if limiter is not None:
-        limiter.hit(str(principal.token_id))
+        limiter.hit(token=str(principal.token_id), company=str(principal.company_id))
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        background.add_task(
+            _touch, request.app.state.db, principal.company_id, principal.token_id, now
+        )
     return principal
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
@@ -42,9 +42,47 @@ class TokenRepository:
         )
         return paginate(self.session, stmt, sorting=TOKEN_SORTING, request=page, scalars=False)
 
+    def touch(self, token_id: uuid.UUID, now: datetime, resolution: timedelta) -> None:
+        """Set ``last_used_at``, unless another request did within ``resolution``."""
+        self.session.execute(
+            update(ApiToken)
+            .where(
+                ApiToken.company_id == self.company_id,
+                ApiToken.id == token_id,
+                or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < now - resolution),
+            )
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    def count_active(self, now: datetime) -> int:
+        return (
+            self.session.scalar(
+                select(func.count())
+                .select_from(ApiToken)
+                .where(
+                    ApiToken.company_id == self.company_id,
+                    or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+                )
+            )
+            or 0
+        )
+
     def add(self, token: ApiToken) -> None:
         self.session.add(token)
         self.session.flush()
+
+    def delete_named(self, user_id: uuid.UUID, name: str) -> int:
+        result = self.session.execute(
+            delete(ApiToken)
+            .where(
+                ApiToken.company_id == self.company_id,
+                ApiToken.user_id == user_id,
+                ApiToken.name == name,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def delete(self, token: ApiToken) -> None:
         self.session.delete(token)

@@ -28,6 +28,8 @@ def _read(token: ApiToken, user: User) -> dict[str, object]:
         "user": UserRef.model_validate(user),
         "prefix": token.token_prefix,
         "created_at": token.created_at,
+        "expires_at": token.expires_at,
+        "last_used_at": token.last_used_at,
     }
 
 
@@ -68,16 +70,22 @@ def list_tokens(
     tags=["tokens"],
     responses={
         201: links("token_id", "id", "get_token", "delete_token"),
-        **problem_responses(401, 403, 413, 422),
+        **problem_responses(401, 403, 409, 413, 422),
     },
 )
-def create_token(principal: Admin, session: SessionDep, body: TokenCreate) -> Response:
+def create_token(
+    request: Request, principal: Admin, session: SessionDep, body: TokenCreate
+) -> Response:
+    """The secret is in this answer only. A company holds at most ``CRM_MAX_TOKENS_PER_COMPANY``
+    active tokens (409 ``token_limit_reached`` beyond)."""
     issued = service.create(
         session=session,
         company_id=principal.company_id,
         user_id=body.user_id or principal.user.id,
         name=body.name,
         scope=body.scope,
+        expires_at=body.expires_at,
+        max_active=request.app.state.settings.max_tokens_per_company,
     )
     return json_response(
         TokenCreated(**_read(issued.token, issued.user), token=issued.secret),

@@ -1,11 +1,15 @@
 import uuid
+from datetime import UTC, datetime, timedelta
 
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from app.core.schemas import RequestModel, ResponseModel
-from app.core.types import Text100, UTCDateTime
+from app.core.types import IsoDateTime, Text100, UTCDateTime
 from app.models.enums import Scope
 from app.users.schemas import UserRead, UserRef
+
+MAX_TOKEN_LIFETIME = timedelta(days=3650)
 
 
 class TokenCreate(RequestModel):
@@ -14,6 +18,23 @@ class TokenCreate(RequestModel):
     user_id: uuid.UUID | None = Field(
         default=None, description="The user the token acts as; defaults to the caller"
     )
+    expires_at: IsoDateTime | None = Field(
+        default=None,
+        description="When the token stops working (in the future, at most 10 years ahead); "
+        "null: never",
+    )
+
+    @field_validator("expires_at")
+    @classmethod
+    def _ahead(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        now = datetime.now(UTC)
+        if value <= now:
+            raise PydanticCustomError("expires_at_in_past", "must lie in the future")
+        if value > now + MAX_TOKEN_LIFETIME:
+            raise PydanticCustomError("expires_at_too_far", "must lie at most 10 years ahead")
+        return value.astimezone(UTC)
 
 
 class TokenRead(ResponseModel):
@@ -23,6 +44,10 @@ class TokenRead(ResponseModel):
     user: UserRef
     prefix: str = Field(description="The first characters of the secret, to recognise it")
     created_at: UTCDateTime
+    expires_at: UTCDateTime | None = Field(description="When it stops working; null: never")
+    last_used_at: UTCDateTime | None = Field(
+        description="Its latest use (recorded to the minute); null: never used"
+    )
 
 
 class TokenCreated(TokenRead):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from app.auth.repository import TokenRepository
 from app.auth.tokens import display_prefix, hash_secret, new_secret
-from app.core.errors import FieldError, NotFound, ValidationFailed
+from app.companies import repository as companies
+from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from app.core.pagination import PageRequest, RawPage
+from app.db.base import utcnow
 from app.models import ApiToken, User
 from app.models.enums import Scope
 from app.users.repository import UserRepository
@@ -24,8 +27,27 @@ class IssuedToken:
 
 
 def create(
-    *, session: Session, company_id: uuid.UUID, user_id: uuid.UUID, name: str, scope: Scope
+    *,
+    session: Session,
+    company_id: uuid.UUID,
+    user_id: uuid.UUID,
+    name: str,
+    scope: Scope,
+    max_active: int,
+    expires_at: datetime | None = None,
 ) -> IssuedToken:
+    """A new token, unless the company already holds ``max_active`` unexpired ones (409).
+
+    The company's row is locked first, so concurrent creations cannot pass the cap together."""
+    companies.lock(session, company_id)
+    repo = TokenRepository(session, company_id)
+    active = repo.count_active(utcnow())
+    if active >= max_active:
+        raise Conflict(
+            f"The company holds {active} active tokens, the most allowed ({max_active}); "
+            "revoke one first.",
+            code="token_limit_reached",
+        )
     user = UserRepository(session, company_id).get(user_id)
     if user is None:
         raise ValidationFailed(
@@ -41,8 +63,9 @@ def create(
         scope=scope.value,
         token_hash=hash_secret(secret),
         token_prefix=display_prefix(secret),
+        expires_at=expires_at,
     )
-    TokenRepository(session, company_id).add(token)
+    repo.add(token)
     session.commit()
     return IssuedToken(token=token, user=user, secret=secret)
 
@@ -61,6 +84,11 @@ def revoke(*, session: Session, company_id: uuid.UUID, token_id: uuid.UUID) -> N
         raise NotFound(f"Token {token_id} does not exist.", code="token_not_found")
     repo.delete(token)
     session.commit()
+
+
+def revoke_named(*, session: Session, company_id: uuid.UUID, user_id: uuid.UUID, name: str) -> int:
+    """Delete the user's tokens of this name (the caller commits); returns how many."""
+    return TokenRepository(session, company_id).delete_named(user_id, name)
 
 
 def get(*, session: Session, company_id: uuid.UUID, token_id: uuid.UUID) -> tuple[ApiToken, User]:

@@ -16,6 +16,12 @@ def get_by_slug(session: Session, slug: str) -> Company | None:
     return session.scalar(select(Company).where(Company.slug == slug))
 
 
+def lock(session: Session, company_id: uuid.UUID) -> None:
+    """Lock the company's row until the transaction ends (serialises per-company quotas; on
+    SQLite the write transaction already does)."""
+    session.execute(select(Company.id).where(Company.id == company_id).with_for_update())
+
+
 def add_sequences(session: Session, company_id: uuid.UUID) -> None:
     session.add_all(
         NumberSequence(company_id=company_id, kind=k, last_value=0) for k in SEQUENCE_KINDS

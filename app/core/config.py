@@ -75,11 +75,30 @@ class Settings(BaseSettings):
         default="1200/minute",
         description="Requests per token, e.g. 600/minute or 50/second (0: no limit)",
     )
+    rate_limit_company: str = Field(
+        default="6000/minute",
+        description="Requests per company over all its tokens (0: no limit)",
+    )
+    rate_limit_auth_failures: str = Field(
+        default="30/minute",
+        description="Failed authentications per client address before 429 (0: no limit)",
+    )
+    max_tokens_per_company: int = Field(
+        default=100, ge=1, description="Most active (unexpired) API tokens a company may hold"
+    )
     redis_url: str | None = Field(
         default=None, description="redis://host:6379/0 shares rate limits across processes"
     )
+    redis_key_prefix: str = Field(
+        default="crm", min_length=1, description="Prefix of this deployment's keys in Redis"
+    )
     cors_origins: str = Field(
         default="", description="Comma-separated origins allowed to call from a browser"
+    )
+    allowed_hosts: str = Field(
+        default="",
+        description="Comma-separated Host names served (*.example.com: its subdomains); "
+        "any other Host answers 400 invalid_host (empty: any Host)",
     )
     bench_routes: bool = Field(
         default=False, description="Serve /bench/floor (benchmarks only: 50 prepared rows)"
@@ -97,7 +116,7 @@ class Settings(BaseSettings):
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "rate_limit_company", "rate_limit_auth_failures")
     @classmethod
     def _rate(cls, value: str) -> str:
         from limits import parse
@@ -109,6 +128,10 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def allowed_host_list(self) -> list[str]:
+        return [h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip()]
 
     @property
     def outbound_policy(self) -> OutboundPolicy:

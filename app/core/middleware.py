@@ -1,19 +1,29 @@
-"""One pure-ASGI middleware for every request: request id, body limit, access log, metrics
-and security headers."""
+"""One pure-ASGI middleware for every request: request id, trusted hosts, body limit, access
+log, metrics, security headers, and never an absolute ``Location`` built from ``Host``."""
 
 from __future__ import annotations
 
 import re
+import sys
 import time
+import traceback
 import uuid
+from collections.abc import Sequence
 
 import structlog
 from prometheus_client import Counter, Histogram
+from sqlalchemy.exc import StatementError
 from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import PROBLEM_MEDIA_TYPE, PayloadTooLarge, problem_body, problem_response
+from app.core.errors import (
+    PROBLEM_MEDIA_TYPE,
+    BadRequest,
+    PayloadTooLarge,
+    problem_body,
+    problem_response,
+)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -56,10 +66,139 @@ def too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
 
 
+def invalid_host() -> BadRequest:
+    # The Host sent is not echoed: it is the attacker's text.
+    return BadRequest(
+        "The Host header names a host this server does not answer for.", code="invalid_host"
+    )
+
+
+def _host_header(scope: Scope) -> str | None:
+    for key, value in scope["headers"]:
+        if key == b"host":
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _hostname(host: str) -> str:
+    """The name in a Host header, without its port: ``[::1]:8000`` -> ``[::1]``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def host_allowed(host: str | None, allowed: Sequence[str]) -> bool:
+    """Whether ``host`` (a Host header) is one of ``allowed``: names (any port), ``*.domain``
+    for its subdomains, or ``*`` for any. No allowed hosts: any Host is accepted."""
+    if not allowed or "*" in allowed:
+        return True
+    if not host:
+        return False
+    name = _hostname(host)
+    for pattern in allowed:
+        pattern = pattern.strip().lower()
+        if name == pattern or (pattern.startswith("*.") and name.endswith(pattern[1:])):
+            return True
+    return False
+
+
+def relative_location(location: str, scope: Scope) -> str:
+    """``location`` without the scheme and authority when they are this request's own: what
+    Starlette's trailing-slash redirect (and anything else using ``URL(scope=...)``) builds
+    from the client's ``Host`` header. A client follows a relative ``Location`` to the host it
+    asked, so nothing the client sent as ``Host`` is ever handed back as a place to go."""
+    scheme = scope.get("scheme", "http")
+    authorities = []
+    host = _host_header(scope)
+    if host is not None:
+        authorities.append(host)
+    server = scope.get("server")
+    if server:
+        authorities += [f"{server[0]}:{server[1]}", str(server[0])]
+    for authority in authorities:
+        prefix = f"{scheme}://{authority}"
+        if location[: len(prefix)].lower() == prefix.lower():
+            rest = location[len(prefix) :]
+            if rest[:1] in ("", "/", "?", "#"):
+                # One leading slash: "//x" would be a URL of another host.
+                return "/" + rest.lstrip("/\\")
+    return location
+
+
+def _qualified(exc: BaseException) -> str:
+    kind = type(exc)
+    return (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it was raised from or during, the oldest first (as Python prints)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return chain[::-1]
+
+
+def safe_exception_text(exc: BaseException) -> str | None:
+    """A traceback of ``exc`` without any database error message, or None when no database
+    statement is involved (the plain traceback is safe then).
+
+    The engine hides bound parameters (``hide_parameters``), but a database's own message can
+    quote them (PostgreSQL: ``invalid input syntax for type integer: "..."``). For a failed
+    statement this keeps the frames, the error classes, the SQLSTATE and the SQL text (with
+    placeholders), and leaves out every message that can carry a value.
+    """
+    chain = _chain(exc)
+    statements = [e for e in chain if isinstance(e, StatementError)]
+    if not statements:
+        return None
+    withheld = {id(e.orig) for e in statements if e.orig is not None}
+    parts = []
+    for e in chain:
+        if isinstance(e, StatementError):
+            sql = " ".join(str(e.statement or "").split())
+            orig = e.orig
+            cause = "" if orig is None else f" ({_qualified(orig)}{_sqlstate(orig)})"
+            headline = f"{_qualified(e)}:{cause} [SQL: {sql[:2000]}] [message withheld]"
+        elif id(e) in withheld:
+            headline = f"{_qualified(e)}{_sqlstate(e)}: [message withheld]"
+        else:
+            headline = traceback.format_exception_only(type(e), e)[-1].rstrip("\n")
+        frames = "".join(traceback.format_tb(e.__traceback__))
+        parts.append(f"Traceback (most recent call last):\n{frames}{headline}")
+    return "\n\nwhich led to:\n\n".join(parts)
+
+
+def _sqlstate(exc: BaseException) -> str:
+    code = getattr(exc, "sqlstate", None) or getattr(exc, "sqlite_errorname", None)
+    return f" [{code}]" if isinstance(code, str) else ""
+
+
+def log_unhandled(path: str | None) -> None:
+    """Log the exception being handled, with the request id bound, and no bound values."""
+    exc = sys.exc_info()[1]
+    text = safe_exception_text(exc) if exc is not None else None
+    if text is None:
+        log.exception("unhandled_error", path=path)
+    else:
+        log.error("unhandled_error", path=path, exception=text)
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, allowed_hosts: Sequence[str] = ()
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.allowed_hosts = [h.strip().lower() for h in allowed_hosts if h.strip()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -94,6 +233,8 @@ class RequestContextMiddleware:
                 headers[REQUEST_ID_HEADER] = request_id
                 for key, value in SECURITY_HEADERS:
                     headers.append(key.decode(), value.decode())
+                if "location" in headers:
+                    headers["Location"] = relative_location(headers["location"], scope)
                 path: str = scope.get("path", "")
                 if not path.startswith(DOC_PATHS):
                     headers.append(API_CSP[0].decode(), API_CSP[1].decode())
@@ -101,6 +242,14 @@ class RequestContextMiddleware:
                     headers["Cache-Control"] = "private, no-cache"
             await send(message)
 
+        if not host_allowed(_host_header(scope), self.allowed_hosts):
+            try:
+                await problem_response(invalid_host(), instance=scope.get("path"))(
+                    scope, receive, send_wrapper
+                )
+            finally:
+                self._finish(scope, status, started)
+            return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             # Refuse before reading a byte of it.
@@ -148,7 +297,7 @@ class RequestContextMiddleware:
         except Exception:
             # Answer here, inside this middleware, so the 500 carries the request id and the
             # security headers too; log it while the request id is still bound.
-            log.exception("unhandled_error", path=scope.get("path"))
+            log_unhandled(scope.get("path"))
             if status_sent:
                 raise
             await internal_error(request_id, scope.get("path"))(scope, receive, send_wrapper)

@@ -10,20 +10,32 @@ are added or removed, and as cheap on page 1000 as on page 1.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select, tuple_, union_all
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    SmallInteger,
+    and_,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from app.core.errors import FieldError, ValidationFailed
 from app.core.types import StrictBool
@@ -33,25 +45,121 @@ T = TypeVar("T")
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 
-_DECODERS: dict[type, Callable[[Any], Any]] = {
-    int: lambda v: int(v) if isinstance(v, int) and not isinstance(v, bool) else _bad(),
-    str: lambda v: v if isinstance(v, str) else _bad(),
-    bool: lambda v: v if isinstance(v, bool) else _bad(),
-    Decimal: lambda v: Decimal(v) if isinstance(v, str) else _bad(),
-    date: lambda v: date.fromisoformat(v),
-    datetime: lambda v: _aware(datetime.fromisoformat(v)),
-    uuid.UUID: lambda v: uuid.UUID(v),
-}
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("naive datetime in cursor")
-    return value
+# The longest text a cursor may carry: well above the longest sortable text column (200
+# characters), far below what the ``cursor`` parameter's length allows through.
+MAX_CURSOR_TEXT = 500
+# Integer bounds by column type; any other integer expression: signed 64-bit.
+_INT_BITS: tuple[tuple[type[TypeEngine[Any]], int], ...] = (
+    (SmallInteger, 16),
+    (BigInteger, 64),
+    (Integer, 32),
+)
 
 
 def _bad() -> Any:
     raise ValueError("bad cursor value")
+
+
+def _base_type(sql_type: Any) -> Any:
+    while isinstance(sql_type, TypeDecorator):
+        sql_type = sql_type.impl_instance
+    return sql_type
+
+
+def _decode_int(value: Any, sql_type: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        _bad()
+    base = _base_type(sql_type)
+    bits = next((b for kind, b in _INT_BITS if isinstance(base, kind)), 64)
+    if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+        _bad()
+    return int(value)
+
+
+def _decode_str(value: Any, sql_type: Any) -> str:
+    if not isinstance(value, str) or len(value) > MAX_CURSOR_TEXT or "\x00" in value:
+        _bad()
+    value.encode("utf-8")  # lone surrogates: UnicodeEncodeError
+    return value
+
+
+def _decode_bool(value: Any, sql_type: Any) -> bool:
+    return value if isinstance(value, bool) else _bad()
+
+
+def _decode_decimal(value: Any, sql_type: Any) -> Decimal:
+    if not isinstance(value, str) or len(value) > 100:
+        _bad()
+    number = Decimal(value)
+    if not number.is_finite() or str(number) != value:  # Infinity, NaN, sNaN; "1e2", " 1"
+        _bad()
+    base = _base_type(sql_type)
+    precision = getattr(base, "precision", None)
+    scale = getattr(base, "scale", None)
+    if isinstance(precision, int) and isinstance(scale, int):
+        # What NUMERIC(precision, scale) holds, written as the column returns it: exactly
+        # ``scale`` places, at most ``precision - scale`` digits before the point.
+        if number.as_tuple().exponent != -scale:
+            _bad()
+        if abs(number) >= Decimal(10) ** (precision - scale):
+            _bad()
+    elif len(number.as_tuple().digits) > 28 or abs(number.adjusted()) > 28:
+        _bad()
+    return number
+
+
+def _decode_date(value: Any, sql_type: Any) -> date:
+    if not isinstance(value, str) or len(value) > 10:
+        _bad()
+    parsed = date.fromisoformat(value)
+    if parsed.isoformat() != value:  # only the form encode_cursor writes
+        _bad()
+    return parsed
+
+
+def _decode_datetime(value: Any, sql_type: Any) -> datetime:
+    if not isinstance(value, str) or len(value) > 40:
+        _bad()
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None or parsed.isoformat() != value:
+        raise ValueError("naive or non-canonical datetime in cursor")
+    # The database compares in UTC: an offset that moves the instant past year 1 or 9999
+    # raises OverflowError here, not in the driver.
+    return parsed.astimezone(UTC)
+
+
+def _decode_uuid(value: Any, sql_type: Any) -> uuid.UUID:
+    if not isinstance(value, str) or len(value) > 45:
+        _bad()
+    parsed = uuid.UUID(value)
+    if str(parsed) != value:
+        _bad()
+    return parsed
+
+
+# How to read a cursor value of each sort value type back, given the sort's SQL type: only
+# values the database can hold pass; anything else raises (ValueError, OverflowError, ...).
+_DECODERS: dict[type, Callable[[Any, Any], Any]] = {
+    int: _decode_int,
+    str: _decode_str,
+    bool: _decode_bool,
+    Decimal: _decode_decimal,
+    date: _decode_date,
+    datetime: _decode_datetime,
+    uuid.UUID: _decode_uuid,
+}
+
+
+def _decode(field: SortField, value: Any) -> Any:
+    return _DECODERS[field.value_type](value, getattr(field.expression, "type", None))
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} in cursor")  # Infinity, -Infinity, NaN: never handed out
+
+
+def _no_float(text: str) -> Any:
+    raise ValueError("float in cursor")  # numbers travel as strings or integers
 
 
 def _encode_value(value: Any) -> Any:
@@ -195,15 +303,30 @@ class SortSpec:
                 errors=[FieldError(("query", "cursor"), detail, "invalid_cursor")],
             )
 
+        field, tiebreak = self.field, self.sorting.tiebreak
         try:
             padded = cursor + "=" * (-len(cursor) % 4)
-            payload = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-            sort, (value, tb_value) = payload["s"], payload["k"]
-            key = (
-                None if value is None else _DECODERS[self.field.value_type](value),
-                _DECODERS[self.sorting.tiebreak.value_type](tb_value),
+            payload = json.loads(
+                base64.urlsafe_b64decode(padded.encode("ascii")),
+                parse_constant=_no_constant,
+                parse_float=_no_float,
             )
-        except (ValueError, TypeError, KeyError, InvalidOperation, binascii.Error, UnicodeError):
+            if not isinstance(payload, dict) or not isinstance(payload.get("k"), list):
+                raise ValueError("not a cursor")
+            sort, (value, tb_value) = payload["s"], payload["k"]
+            # Every value is range-checked here: anything the database cannot hold (or that
+            # this list never hands out) is a bad cursor, never a database error later.
+            key = (
+                None if value is None else _decode(field, value),
+                _decode(tiebreak, tb_value),
+            )
+        except (
+            ValueError,  # also UnicodeError, json.JSONDecodeError, binascii.Error
+            TypeError,
+            KeyError,
+            ArithmeticError,  # InvalidOperation, OverflowError
+            RecursionError,
+        ):
             raise invalid("The cursor is not one this list handed out.") from None
         if sort != self.raw:
             raise invalid("The cursor belongs to another sort; start again without a cursor.")

@@ -50,8 +50,15 @@ def build_engine(settings: Settings) -> Engine:
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
         return engine
     connect_args: dict[str, Any] = {"application_name": "crm-overview"}
+    options = []
     if settings.db_statement_timeout_ms:
-        connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
+        options.append(f"-c statement_timeout={settings.db_statement_timeout_ms}")
+    if settings.db_lock_timeout_ms:
+        # A write waiting on a row a long bulk change holds fails (55P03 -> 503 lock_timeout)
+        # instead of waiting. SQLite's counterpart is the busy timeout above.
+        options.append(f"-c lock_timeout={settings.db_lock_timeout_ms}")
+    if options:
+        connect_args["options"] = " ".join(options)
     return create_engine(
         url,
         pool_size=settings.db_pool_size,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.auth.dependencies import get_database
+from app.auth.ratelimit import RateLimiter
 from app.core.http import json_response
 from app.db.migrations import head_revision
 from app.db.session import Database
@@ -23,9 +24,15 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: Literal["ready", "not_ready"]
+    status: Literal["ready", "degraded", "not_ready"] = Field(
+        description="degraded: serving, but a shared part is down (see the other fields)"
+    )
     database: Literal["ok", "unreachable", "not_migrated"]
     revision: str | None
+    rate_limits: Literal["shared", "per_process", "degraded"] = Field(
+        description="shared: counted in Redis across processes; per_process: no Redis "
+        "configured; degraded: Redis configured but unreachable, counted per process meanwhile"
+    )
 
 
 @router.get("/healthz", response_model=Health, operation_id="get_health")
@@ -39,7 +46,9 @@ def get_health() -> Response:
     operation_id="get_readiness",
     responses={503: {"description": "Not ready", "model": Readiness}},
 )
-def get_readiness(db: Annotated[Database, Depends(get_database)]) -> Response:
+def get_readiness(request: Request, db: Annotated[Database, Depends(get_database)]) -> Response:
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    limits = limiter.mode if limiter is not None else "per_process"
     try:
         with db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -49,14 +58,22 @@ def get_readiness(db: Annotated[Database, Depends(get_database)]) -> Response:
                 revision = None  # reachable, never migrated
     except SQLAlchemyError:
         return json_response(
-            Readiness(status="not_ready", database="unreachable", revision=None), status_code=503
+            Readiness(
+                status="not_ready", database="unreachable", revision=None, rate_limits=limits
+            ),
+            status_code=503,
         )
     if revision != head_revision():
         return json_response(
-            Readiness(status="not_ready", database="not_migrated", revision=revision),
+            Readiness(
+                status="not_ready", database="not_migrated", revision=revision, rate_limits=limits
+            ),
             status_code=503,
         )
-    return json_response(Readiness(status="ready", database="ok", revision=revision))
+    status: Literal["ready", "degraded"] = "degraded" if limits == "degraded" else "ready"
+    return json_response(
+        Readiness(status=status, database="ok", revision=revision, rate_limits=limits)
+    )
 
 
 @router.get(

@@ -10,7 +10,30 @@ from app.db.base import utcnow
 from app.idempotency.service import Idempotency
 from app.models.enums import StageChangeReason
 from app.partners.repository import PartnerRepository, filter_conditions
-from app.partners.schemas import BulkStageChange, BulkStageRequest, BulkStageResult
+from app.partners.schemas import (
+    BULK_CHANGES_LISTED,
+    BulkStageChange,
+    BulkStageRequest,
+    BulkStageResult,
+)
+
+
+def _too_many(count: int, max_partners: int, field: str) -> ValidationFailed:
+    what = "The filter matches" if field == "filter" else "The request names"
+    return ValidationFailed(
+        f"{what} {count:,} partners; one bulk change may touch at most {max_partners:,}. "
+        "Narrow the selection (e.g. by customer_stage, tag, owner_id or country) and send "
+        "several requests; nothing was changed.",
+        code="too_many_partners",
+        errors=[
+            FieldError(
+                ("body", field),
+                f"selects {count} partners, more than the limit of {max_partners}",
+                "too_many_partners",
+            )
+        ],
+        extra={"matched": count, "max_partners": max_partners},
+    )
 
 
 def set_stage(
@@ -18,17 +41,24 @@ def set_stage(
     session: Session,
     principal: Principal,
     data: BulkStageRequest,
+    max_partners: int,
     idempotency: Idempotency | None = None,
 ) -> BulkStageResult:
     """Lock the selected partners, then write the history and the stage for those that change.
 
-    Unknown numbers change nothing (422 ``partners_not_found``). A dry run answers the same
-    without locking or writing anything.
+    More than ``max_partners`` selected changes nothing (422 ``too_many_partners``): counted
+    before any lock is taken, so an oversized filter holds no lock at all. Unknown numbers
+    change nothing (422 ``partners_not_found``). A dry run answers the same without locking
+    or writing anything. The answer lists at most ``BULK_CHANGES_LISTED`` changes
+    (``changes_truncated``); every change is in the stage history.
     """
     repo = PartnerRepository(session, principal.company_id)
     stage = data.customer_stage.value
     lock = not data.dry_run
     if data.numbers is not None:
+        selected = len(set(data.numbers))
+        if selected > max_partners:
+            raise _too_many(selected, max_partners, "numbers")
         rows = repo.stage_rows(numbers=data.numbers, lock=lock)
         missing = sorted(set(data.numbers) - {r.number for r in rows})
         if missing:
@@ -42,9 +72,16 @@ def set_stage(
             )
     else:
         assert data.filter is not None
-        rows = repo.stage_rows(
-            conditions=filter_conditions(principal.company_id, data.filter), lock=lock
-        )
+        conditions = filter_conditions(principal.company_id, data.filter)
+        matched = repo.count_matching(conditions)
+        if matched > max_partners:
+            raise _too_many(matched, max_partners, "filter")
+        # Partners added since the count could push the selection over the limit: lock at
+        # most one more than the limit, and give up (rolling back, so unlocking) if it is over.
+        rows = repo.stage_rows(conditions=conditions, lock=lock, limit=max_partners + 1)
+        if len(rows) > max_partners:
+            count = max(len(rows), repo.count_matching(conditions))
+            raise _too_many(count, max_partners, "filter")
     changing = [r for r in rows if r.customer_stage != stage]
     result = BulkStageResult(
         customer_stage=data.customer_stage,
@@ -53,8 +90,10 @@ def set_stage(
         changed=len(changing),
         unchanged=len(rows) - len(changing),
         changes=[
-            BulkStageChange(number=r.number, previous_stage=r.customer_stage) for r in changing
+            BulkStageChange(number=r.number, previous_stage=r.customer_stage)
+            for r in changing[:BULK_CHANGES_LISTED]
         ],
+        changes_truncated=len(changing) > BULK_CHANGES_LISTED,
     )
     if data.dry_run:
         return result

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, or_, select, update
+from sqlalchemy import delete, exists, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
@@ -19,6 +19,18 @@ from app.partners.schemas import PartnerFilter
 from app.tags.schemas import tag_key
 
 BULK_CHUNK = 1000
+# The stage history columns bulk_set_stage fills, in the order of its INSERT ... SELECT.
+HISTORY_COLUMNS = [
+    "company_id",
+    "id",
+    "seq",
+    "partner_id",
+    "previous_stage",
+    "stage",
+    "reason",
+    "changed_at",
+    "changed_by_id",
+]
 
 STAGE_RANK = Partner.stage_rank
 
@@ -190,20 +202,35 @@ class PartnerRepository:
             )
         )
 
+    def count_matching(self, conditions: list[Any]) -> int:
+        """How many partners match: one COUNT, no row locks."""
+        stmt = (
+            select(func.count())
+            .select_from(Partner)
+            .where(Partner.company_id == self.company_id, *conditions)
+        )
+        return int(self.session.scalar(stmt) or 0)
+
     def stage_rows(
         self,
         *,
         numbers: list[int] | None = None,
         conditions: list[Any] | None = None,
         lock: bool,
+        limit: int | None = None,
     ) -> list[Any]:
-        """id, number, customer_stage and version of the selected partners, by number."""
+        """id, number, customer_stage and version of the selected partners, by number.
+
+        With ``limit``, at most that many (the first by number): a bound on the rows locked.
+        """
         stmt = select(Partner.id, Partner.number, Partner.customer_stage, Partner.version).where(
             Partner.company_id == self.company_id
         )
         if numbers is not None:
             stmt = stmt.where(Partner.number.in_(numbers))
         stmt = stmt.where(*(conditions or [])).order_by(Partner.number)
+        if limit is not None:
+            stmt = stmt.limit(limit)
         if lock:
             stmt = stmt.with_for_update()
         return list(self.session.execute(stmt).all())
@@ -217,29 +244,51 @@ class PartnerRepository:
         actor_id: uuid.UUID | None,
         at: datetime,
     ) -> None:
-        """Set-based: one multi-row INSERT of history and one UPDATE per chunk of partners."""
+        """Set-based: one INSERT of history and one UPDATE per chunk of partners.
+
+        The caller holds the rows' locks. On PostgreSQL the database builds the history rows
+        from the locked rows (INSERT ... SELECT), so only the ids travel; elsewhere one
+        multi-row INSERT per chunk.
+        """
+        in_database = self.session.get_bind().dialect.name == "postgresql"
         for start in range(0, len(rows), BULK_CHUNK):
             chunk = rows[start : start + BULK_CHUNK]
-            self.session.execute(
-                insert(StageChange),
-                [
-                    {
-                        "company_id": self.company_id,
-                        "id": uuid.uuid4(),
-                        "seq": r.version + 1,
-                        "partner_id": r.id,
-                        "previous_stage": r.customer_stage,
-                        "stage": stage,
-                        "reason": reason,
-                        "changed_at": at,
-                        "changed_by_id": actor_id,
-                    }
-                    for r in chunk
-                ],
-            )
+            ids = [r.id for r in chunk]
+            selected = (Partner.company_id == self.company_id, Partner.id.in_(ids))
+            if in_database:
+                history = select(
+                    Partner.company_id,
+                    func.gen_random_uuid(),
+                    Partner.version + 1,
+                    Partner.id,
+                    Partner.customer_stage,
+                    literal(stage, StageChange.stage.type),
+                    literal(reason, StageChange.reason.type),
+                    literal(at, StageChange.changed_at.type),
+                    literal(actor_id, StageChange.changed_by_id.type),
+                ).where(*selected)
+                self.session.execute(insert(StageChange).from_select(HISTORY_COLUMNS, history))
+            else:
+                self.session.execute(
+                    insert(StageChange),
+                    [
+                        {
+                            "company_id": self.company_id,
+                            "id": uuid.uuid4(),
+                            "seq": r.version + 1,
+                            "partner_id": r.id,
+                            "previous_stage": r.customer_stage,
+                            "stage": stage,
+                            "reason": reason,
+                            "changed_at": at,
+                            "changed_by_id": actor_id,
+                        }
+                        for r in chunk
+                    ],
+                )
             self.session.execute(
                 update(Partner)
-                .where(Partner.company_id == self.company_id, Partner.id.in_([r.id for r in chunk]))
+                .where(*selected)
                 .values(customer_stage=stage, version=Partner.version + 1, updated_at=at)
                 .execution_options(synchronize_session=False)
             )

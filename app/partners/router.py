@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from app.auth.dependencies import Reader, SessionDep, Writer
+from app.core.config import Settings
 from app.core.errors import problem_responses
 from app.core.http import cached_json_response, json_response, links, location
 from app.core.pagination import Page, PageRequest, page_params, page_response, sort_enum
@@ -166,7 +167,18 @@ def list_partner_stage_history(
     response_model=BulkStageResult,
     operation_id="bulk_set_customer_stage",
     tags=["partners"],
-    responses=problem_responses(401, 403, 409, 413, 422),
+    responses={
+        **problem_responses(401, 403, 409, 413, 422),
+        503: {
+            "description": "A selected partner stayed locked by another change longer than "
+            "the lock timeout (`lock_timeout`), or the database is unavailable: nothing was "
+            "changed; retry after `Retry-After` seconds",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
+        },
+    },
 )
 def bulk_set_customer_stage(
     request: Request,
@@ -178,11 +190,22 @@ def bulk_set_customer_stage(
     """Set one customer stage on partners chosen by number (1-1000) or by the list filters.
 
     All or nothing: one unknown number changes nothing (422 `partners_not_found`, with
-    `missing_numbers`). Each real change is written to the stage history (`reason: bulk`).
+    `missing_numbers`); a selection larger than the server's bulk limit (100,000 unless
+    configured otherwise) changes nothing (422 `too_many_partners`, with `matched` and
+    `max_partners`). Each real change is written to the stage history (`reason: bulk`); the
+    answer's `changes` lists at most the first 1,000 (`changes_truncated` says when there were
+    more), while `matched`, `changed` and `unchanged` always count them all.
     """
+    settings: Settings = request.app.state.settings
 
     def execute(idem: idempotency.Idempotency | None) -> Response:
-        result = bulk.set_stage(session=session, principal=principal, data=body, idempotency=idem)
+        result = bulk.set_stage(
+            session=session,
+            principal=principal,
+            data=body,
+            max_partners=settings.bulk_max_partners,
+            idempotency=idem,
+        )
         return json_response(result)
 
     return idempotency.run(

@@ -225,7 +225,11 @@ class BulkStageRequest(RequestModel):
         min_length=1, max_length=1000
     )
     filter: PartnerFilter = omittable(
-        description="The partner list filters; {} selects every partner"
+        description=(
+            "The partner list filters; {} selects every partner. A filter that matches more "
+            "partners than the server's bulk limit (100,000 unless configured otherwise) "
+            "changes nothing: 422 `too_many_partners`, naming the count"
+        )
     )
     dry_run: StrictBool = False
 
@@ -236,6 +240,11 @@ class BulkStageRequest(RequestModel):
         return self
 
 
+# The most entries `changes` lists; counts are always complete, and every change is in the
+# partners' stage history (reason `bulk`).
+BULK_CHANGES_LISTED = 1000
+
+
 class BulkStageChange(ResponseModel):
     number: int
     previous_stage: CustomerStage | None
@@ -244,7 +253,18 @@ class BulkStageChange(ResponseModel):
 class BulkStageResult(ResponseModel):
     customer_stage: CustomerStage
     dry_run: bool
-    matched: int
-    changed: int
-    unchanged: int
-    changes: list[BulkStageChange]
+    matched: int = Field(description="Partners selected")
+    changed: int = Field(description="Selected partners whose stage changes (always complete)")
+    unchanged: int = Field(description="Selected partners already at the stage")
+    changes: list[BulkStageChange] = Field(
+        description=(
+            f"The changed partners with their previous stage, by number: at most the first "
+            f"{BULK_CHANGES_LISTED:,}. When more changed, `changes_truncated` is true; every "
+            "change is in the partners' stage history (reason `bulk`)"
+        ),
+        max_length=BULK_CHANGES_LISTED,
+    )
+    changes_truncated: bool = Field(
+        description=f"True when more than {BULK_CHANGES_LISTED:,} partners changed and "
+        "`changes` lists only the first of them"
+    )

@@ -53,7 +53,12 @@ def test_healthz_answers_ok_without_a_token(client: TestClient) -> None:
 def test_readyz_is_ready_on_a_migrated_database(client: TestClient) -> None:
     r = client.get("/readyz")
     assert r.status_code == 200, r.text
-    assert r.json() == {"status": "ready", "database": "ok", "revision": head_revision()}
+    assert r.json() == {
+        "status": "ready",
+        "database": "ok",
+        "revision": head_revision(),
+        "rate_limits": "per_process",
+    }
 
 
 @pytest.fixture
@@ -71,7 +76,12 @@ def test_readyz_reports_an_empty_database_as_not_migrated(
         with TestClient(app, raise_server_exceptions=False) as c:
             r = c.get("/readyz")
         assert r.status_code == 503, r.text
-        assert r.json() == {"status": "not_ready", "database": "not_migrated", "revision": None}
+        assert r.json() == {
+            "status": "not_ready",
+            "database": "not_migrated",
+            "revision": None,
+            "rate_limits": "per_process",
+        }
     finally:
         database.dispose()
 
@@ -93,7 +103,12 @@ def test_readyz_reports_an_older_revision_as_not_migrated(
         if older is None:  # a single migration: -1 is base, the table is empty
             assert r.json()["revision"] is None
         assert r.status_code == 503, r.text
-        assert r.json() == {"status": "not_ready", "database": "not_migrated", "revision": older}
+        assert r.json() == {
+            "status": "not_ready",
+            "database": "not_migrated",
+            "revision": older,
+            "rate_limits": "per_process",
+        }
     finally:
         database.dispose()
 
@@ -107,7 +122,12 @@ def test_readyz_reports_an_unreachable_database(tmp_path: Path) -> None:
         with TestClient(app, raise_server_exceptions=False) as c:
             r = c.get("/readyz")
         assert r.status_code == 503, r.text
-        assert r.json() == {"status": "not_ready", "database": "unreachable", "revision": None}
+        assert r.json() == {
+            "status": "not_ready",
+            "database": "unreachable",
+            "revision": None,
+            "rate_limits": "per_process",
+        }
     finally:
         database.dispose()
 

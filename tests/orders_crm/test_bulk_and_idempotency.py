@@ -58,6 +58,7 @@ def test_by_numbers_sets_the_stage_and_reports_each_change(api: Api, four: Any) 
             {"number": 1, "previous_stage": "lead"},
             {"number": 2, "previous_stage": None},
         ],
+        "changes_truncated": False,
     }
     assert _stages(api) == {1: "active", 2: "active", 3: "active", 4: "lost"}
 
@@ -181,6 +182,7 @@ def test_a_filter_that_matches_nothing_is_a_clean_200(api: Api, four: Any) -> No
         "changed": 0,
         "unchanged": 0,
         "changes": [],
+        "changes_truncated": False,
     }
     assert _histories(api) == histories
 
