@@ -4,15 +4,12 @@ log, metrics, security headers, and never an absolute ``Location`` built from ``
 from __future__ import annotations
 
 import re
-import sys
 import time
-import traceback
 import uuid
 from collections.abc import Sequence
 
 import structlog
 from prometheus_client import Counter, Histogram
-from sqlalchemy.exc import StatementError
 from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -126,70 +123,10 @@ def relative_location(location: str, scope: Scope) -> str:
     return location
 
 
-def _qualified(exc: BaseException) -> str:
-    kind = type(exc)
-    return (
-        kind.__qualname__
-        if kind.__module__ == "builtins"
-        else f"{kind.__module__}.{kind.__qualname__}"
-    )
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what it was raised from or during, the oldest first (as Python prints)."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and all(current is not seen for seen in chain):
-        chain.append(current)
-        current = current.__cause__ or (
-            None if current.__suppress_context__ else current.__context__
-        )
-    return chain[::-1]
-
-
-def safe_exception_text(exc: BaseException) -> str | None:
-    """A traceback of ``exc`` without any database error message, or None when no database
-    statement is involved (the plain traceback is safe then).
-
-    The engine hides bound parameters (``hide_parameters``), but a database's own message can
-    quote them (PostgreSQL: ``invalid input syntax for type integer: "..."``). For a failed
-    statement this keeps the frames, the error classes, the SQLSTATE and the SQL text (with
-    placeholders), and leaves out every message that can carry a value.
-    """
-    chain = _chain(exc)
-    statements = [e for e in chain if isinstance(e, StatementError)]
-    if not statements:
-        return None
-    withheld = {id(e.orig) for e in statements if e.orig is not None}
-    parts = []
-    for e in chain:
-        if isinstance(e, StatementError):
-            sql = " ".join(str(e.statement or "").split())
-            orig = e.orig
-            cause = "" if orig is None else f" ({_qualified(orig)}{_sqlstate(orig)})"
-            headline = f"{_qualified(e)}:{cause} [SQL: {sql[:2000]}] [message withheld]"
-        elif id(e) in withheld:
-            headline = f"{_qualified(e)}{_sqlstate(e)}: [message withheld]"
-        else:
-            headline = traceback.format_exception_only(type(e), e)[-1].rstrip("\n")
-        frames = "".join(traceback.format_tb(e.__traceback__))
-        parts.append(f"Traceback (most recent call last):\n{frames}{headline}")
-    return "\n\nwhich led to:\n\n".join(parts)
-
-
-def _sqlstate(exc: BaseException) -> str:
-    code = getattr(exc, "sqlstate", None) or getattr(exc, "sqlite_errorname", None)
-    return f" [{code}]" if isinstance(code, str) else ""
-
-
 def log_unhandled(path: str | None) -> None:
-    """Log the exception being handled, with the request id bound, and no bound values."""
-    exc = sys.exc_info()[1]
-    text = safe_exception_text(exc) if exc is not None else None
-    if text is None:
-        log.exception("unhandled_error", path=path)
-    else:
-        log.error("unhandled_error", path=path, exception=text)
+    """Log the exception being handled, with the request id bound (the logging setup keeps
+    database values out of it)."""
+    log.exception("unhandled_error", path=path)
 
 
 class RequestContextMiddleware:

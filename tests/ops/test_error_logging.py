@@ -19,7 +19,7 @@ from sqlalchemy import Engine, literal, select, text
 from sqlalchemy.exc import DataError, StatementError
 
 from app.core.config import Settings
-from app.core.middleware import safe_exception_text
+from app.core.logging import configure_logging, safe_exception_text
 from app.db.base import UTCDateTime
 from app.db.session import build_engine
 from app.main import create_app
@@ -165,3 +165,26 @@ def test_an_error_without_a_statement_keeps_its_plain_traceback() -> None:
     with pytest.raises(ValueError, match="plain") as raised:
         raise ValueError("plain")
     assert safe_exception_text(raised.value) is None
+
+
+def test_every_logger_withholds_the_database_message(
+    engine: Engine, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Not only the request middleware: a background job (a refresh, the scheduler) that logs
+    a failed statement with ``log.exception`` leaves the value out too."""
+    configure_logging("INFO", json=True)
+    statement = (
+        text("SELECT CAST(:secret AS INTEGER)")
+        if engine.dialect.name == "postgresql"
+        else text("SELECT zeroblob(:size), :secret")
+    )
+    capfd.readouterr()
+    with engine.connect() as conn:
+        try:
+            conn.execute(statement, {"secret": SECRET, "size": 2**40})
+        except DataError:
+            structlog.get_logger("crm.accounting").exception("sync_crashed", run_id="r1")
+    err = capfd.readouterr().err
+    assert "sync_crashed" in err
+    assert "DataError" in err
+    assert SECRET not in err
