@@ -3,10 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DB ?= all
-PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev lint fmt typecheck openapi clean test-sqlite test-postgresql bench soak fuzz
+.PHONY: run test install install-dev lint fmt typecheck openapi clean test-sqlite test-postgresql bench soak fuzz fuzz-sqlite fuzz-postgresql
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +18,22 @@ install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 
 ## run: install, migrate, make the demo company (its admin token is printed), serve on SQLite
+## on PORT, else CRM_PORT, else 8000; once it answers, say how to call `crm`
+RUN_PORT = $(or $(PORT),$(CRM_PORT),8000)
+RUN_URL = http://127.0.0.1:$(RUN_PORT)
 run: install
 	$(BIN)/crm migrate
 	@echo "Demo admin token (use as: Authorization: Bearer <token>):"
 	@$(BIN)/crm demo
-	$(BIN)/crm serve --port $(PORT)
+	@( n=0; \
+	  until $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', $(RUN_PORT)), 1).close()" 2>/dev/null; do \
+	    n=$$((n + 1)); [ $$n -lt 100 ] || exit 0; sleep 0.2; \
+	  done; \
+	  printf '%s\n' '' \
+	    'crm-overview is serving on $(RUN_URL) (contract: $(RUN_URL)/docs); Ctrl-C stops it.' \
+	    'The crm command is in the virtual environment: run $(BIN)/crm --help,' \
+	    'or activate it first (. $(BIN)/activate) and run crm --help.' '' ) &
+	$(BIN)/crm serve --port $(RUN_PORT)
 
 ## test: the whole suite on SQLite and on PostgreSQL (DB=sqlite or DB=postgresql for one)
 test: install-dev
@@ -33,16 +43,25 @@ else
 	$(MAKE) --no-print-directory test-$(DB)
 endif
 
+# Each run spreads its tests over WORKERS pytest-xdist processes (one per CPU; WORKERS=0: one
+# process), each with a database of its own. Tests marked `slow` run in the PostgreSQL run only,
+# unless SLOW=all (CI passes it: there every test runs on both databases).
+WORKERS ?= auto
+SLOW ?= postgresql
+XDIST = -n $(WORKERS) --dist worksteal
+SQLITE_SELECT = $(if $(filter all,$(SLOW)),,-m "not slow")
+
 test-sqlite:
-	CRM_TEST_DATABASE=sqlite $(BIN)/pytest $(PYTEST_ARGS)
+	CRM_TEST_DATABASE=sqlite $(BIN)/pytest $(XDIST) $(SQLITE_SELECT) $(PYTEST_ARGS)
 
 test-postgresql:
-	CRM_TEST_DATABASE=postgresql $(BIN)/pytest $(PYTEST_ARGS)
+	CRM_TEST_DATABASE=postgresql $(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check app tests migrations bench
 	$(BIN)/ruff format --check app tests migrations bench
 	$(BIN)/mypy app
+	$(BIN)/lint-imports
 
 fmt: install-dev
 	$(BIN)/ruff check --fix app tests migrations bench
@@ -64,6 +83,18 @@ soak: install-dev
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 ## fuzz: the contract fuzzing (per-operation and linked sequences) with many more examples
+## (CRM_FUZZ_EXAMPLES per operation, default 200), on SQLite then PostgreSQL (DB= for one)
 fuzz: install-dev
-	CRM_FUZZ_EXAMPLES=$${CRM_FUZZ_EXAMPLES:-200} CRM_TEST_DATABASE=sqlite $(BIN)/pytest -p no:randomly tests/contract/test_schemathesis.py
-	CRM_FUZZ_EXAMPLES=$${CRM_FUZZ_EXAMPLES:-200} CRM_TEST_DATABASE=postgresql $(BIN)/pytest -p no:randomly tests/contract/test_schemathesis.py
+ifeq ($(DB),all)
+	$(MAKE) --no-print-directory fuzz-sqlite fuzz-postgresql
+else
+	$(MAKE) --no-print-directory fuzz-$(DB)
+endif
+
+FUZZ = CRM_FUZZ_EXAMPLES=$${CRM_FUZZ_EXAMPLES:-200} $(BIN)/pytest $(XDIST) -p no:randomly tests/contract/test_schemathesis.py $(PYTEST_ARGS)
+
+fuzz-sqlite:
+	CRM_TEST_DATABASE=sqlite $(FUZZ)
+
+fuzz-postgresql:
+	CRM_TEST_DATABASE=postgresql $(FUZZ)

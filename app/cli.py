@@ -169,9 +169,9 @@ def token_create(
     name: Annotated[str, typer.Option(help="What the token is for")] = "cli",
 ) -> None:
     """Create an API token; prints the secret, alone, on standard output."""
-    from app.auth import service
     from app.companies.service import require_by_slug
     from app.models.enums import Scope
+    from app.tokens import service
     from app.users.repository import UserRepository
 
     if scope not in Scope.__members__:
@@ -215,11 +215,18 @@ def check(
     """Recompute partners' uninvoiced totals and latest delivery dates from their orders and
     report any drift (exit 1 when drift is found and not repaired)."""
     from app.companies.service import require_by_slug
+    from app.db.session import Database, build_engine
     from app.sales_orders.service import check_partner_totals
 
-    with session_scope() as session:
-        found = require_by_slug(session, company)
-        drift = check_partner_totals(session=session, company_id=found.id, repair=repair)
+    # Reads in a read transaction (writers go on meanwhile); a repair locks only the partners
+    # it repairs.
+    db = Database(build_engine(get_settings()))
+    try:
+        with db.session(write=False) as session:
+            found = require_by_slug(session, company)
+        drift = check_partner_totals(db=db, company_id=found.id, repair=repair)
+    finally:
+        db.dispose()
     for d in drift:
         typer.echo(
             f"partner {d.number}: uninvoiced_total {d.uninvoiced_total} "

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from app.auth import service as tokens
 from app.auth.dependencies import Principal
 from app.companies import service as companies
 from app.companies.repository import get_by_slug
@@ -19,6 +18,7 @@ from app.sales_orders import service as sales_orders
 from app.sales_orders.schemas import LineIn, SalesOrderCreate
 from app.tags import service as tags
 from app.tags.schemas import TagCreate
+from app.tokens import service as tokens
 from app.users import service as users
 from app.users.repository import UserRepository
 from app.users.schemas import UserCreate

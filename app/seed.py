@@ -35,7 +35,7 @@ from app.models import (
     User,
 )
 from app.models.enums import STAGE_ORDER
-from app.partners import credit
+from app.partners.repository import PartnerRepository
 from app.sales_orders.repository import repair_partner_totals
 
 COUNTRIES = [
@@ -376,7 +376,7 @@ def seed(
     repair_partner_totals(session, company_id, ids)
     company_row = session.get(Company, company_id)
     assert company_row is not None
-    credit.refresh_company(session, company_id, company_row.credit_check)
+    PartnerRepository(session, company_id).refresh_credit_states(company_row.credit_check)
     session.commit()
     progress("maintained columns computed")
     return SeedReport(partners=partners, orders=order_count, lines=lines_written)

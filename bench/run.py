@@ -244,6 +244,7 @@ def start_server(env: dict[str, str], workers: int) -> tuple[subprocess.Popen[by
 
 
 def bench(target: Target, workers: int, quick: bool) -> dict[str, Any]:
+    from app.core.pagination import filter_values
     from app.crm.repository import OVERVIEW_SORTING, OverviewRepository
     from app.models import Company
     from app.partners.schemas import PartnerFilter
@@ -310,7 +311,8 @@ def bench(target: Target, workers: int, quick: bool) -> dict[str, Any]:
                         )
                         params: dict[str, Any] = {"sort": sort, "limit": 50, **query_of[fname]}
                         if key is not None:
-                            params["cursor"] = spec.encode_cursor(anchor)
+                            # The cursor carries the filters it was made for.
+                            params["cursor"] = spec.encode_cursor(anchor, filter_values(fvalue))
                         api = timed(
                             lambda p=params: client.get(
                                 "/api/v1/crm/overview", params=p

@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.auth import service as token_service
 from app.auth.dependencies import Principal
 from app.companies import service as company_service
 from app.models import Company, Partner, User
@@ -17,6 +16,7 @@ from app.partners import service as partner_service
 from app.partners.schemas import PartnerCreate
 from app.tags import service as tag_service
 from app.tags.schemas import TagCreate
+from app.tokens import service as token_service
 from app.users import service as user_service
 from app.users.schemas import UserCreate
 

@@ -24,17 +24,17 @@ import httpx
 import pytest
 from sqlalchemy import delete, func, select, text
 
-from app.auth import service as tokens
 from app.core.config import Settings
 from app.db.session import Database
 from app.models import Company, Partner, SalesOrder, SalesOrderLine, StageChange, SyncRun, User
 from app.models.enums import Scope
 from app.sales_orders.service import check_partner_totals
 from app.seed import seed
+from app.tokens import service as tokens
 from tests.accounting.fake_economic import FakeEconomic, customer, serve
 from tests.factories import make_tenant
 
-pytestmark = pytest.mark.postgres_only
+pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
 
 CRM = str(Path(sys.executable).with_name("crm"))
 SECRET = "process-test-secret-key-0123456789"
@@ -109,6 +109,26 @@ def active_statement(db: Database, fragment: str) -> bool:
                 {"q": f"%{fragment}%"},
             ).scalar()
         )
+
+
+def dead_sessions_ended(db: Database, timeout: float = 20) -> None:
+    """Waits until PostgreSQL has ended the sessions of killed servers: each backend notices
+    its closed connection, rolls its transaction back and exits. Only this test's database is
+    looked at, and only sessions that are not idle (the test's own pool is)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with db.engine.connect() as conn:
+            busy = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                    " AND state <> 'idle'"
+                )
+            ).scalar()
+        if not busy:
+            return
+        assert time.monotonic() < deadline, f"{busy} sessions of killed servers still open"
+        time.sleep(0.01)  # another process: polled
 
 
 @pytest.fixture
@@ -223,7 +243,7 @@ def test_two_server_processes_under_concurrent_writers(
         assert numbers == sorted(numbers), "a later partner always has a higher number"
         orders = list(s.scalars(select(SalesOrder.number).where(SalesOrder.company_id == cid)))
         assert sorted(orders) == list(range(1, len(orders) + 1))
-        assert check_partner_totals(session=s, company_id=cid) == []
+        assert check_partner_totals(db=committed_db, company_id=cid) == []
         for partner in s.scalars(select(Partner).where(Partner.company_id == cid)):
             last = s.scalar(
                 select(StageChange.stage)
@@ -245,7 +265,12 @@ def many_partners(committed_db: Database) -> Iterator[tuple[uuid.UUID, str]]:
         user_id = s.scalar(select(User.id).where(User.company_id == company_id).limit(1))
         assert user_id is not None
         token = tokens.create(
-            session=s, company_id=company_id, user_id=user_id, name="crash", scope=Scope.admin
+            session=s,
+            company_id=company_id,
+            user_id=user_id,
+            name="crash",
+            scope=Scope.admin,
+            max_active=100,
         ).secret
     yield company_id, token
     remove_company(committed_db, company_id)
@@ -286,7 +311,7 @@ def test_kill_9_during_a_large_bulk_stage_change_leaves_all_or_nothing(
         sender.join()
     finally:
         stop(proc)
-    time.sleep(0.5)  # PostgreSQL ends the dead session's transaction
+    dead_sessions_ended(committed_db)
     with committed_db.session() as s:
         after = dict(
             s.execute(
@@ -331,10 +356,8 @@ def test_kill_9_during_a_refresh_stores_nothing_and_the_run_is_marked_failed(
                     },
                 ).raise_for_status()
                 c.post("/api/v1/accounting/sync").raise_for_status()
-            deadline = time.monotonic() + 20
-            while len(fake.customer_requests()) < 3:  # page 2 is being held back
-                assert time.monotonic() < deadline, "the refresh never reached page 2"
-                time.sleep(0.02)
+            # Page 2 (the third request) is being held back.
+            assert fake.wait_for_requests(3, timeout=20), "the refresh never reached page 2"
             kill9(proc)
         finally:
             stop(proc)

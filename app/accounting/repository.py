@@ -15,8 +15,8 @@ from app.db.base import utcnow
 from app.models import AccountingConnection, Partner, SyncRun
 from app.models.enums import SyncRunStatus
 
-_STARTED = SortField(SyncRun.started_at, datetime, lambda r: r.started_at, nullable=False)
-_ID = SortField(SyncRun.id, uuid.UUID, lambda r: r.id, nullable=False)
+_STARTED = SortField.of(SyncRun.started_at)
+_ID = SortField.of(SyncRun.id)
 RUN_SORTING = Sorting(fields={"started_at": _STARTED}, tiebreak=_ID, default="-started_at")
 
 

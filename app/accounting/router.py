@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 
 from app.accounting import service
+from app.accounting.repository import RUN_SORTING
 from app.accounting.schemas import (
     BalancePush,
     BalancePushResult,
@@ -16,13 +17,13 @@ from app.accounting.schemas import (
     SyncRunRead,
 )
 from app.auth.dependencies import Admin, Reader, SessionDep, Writer, get_database
+from app.core.answer import Answer
 from app.core.config import Settings
 from app.core.errors import problem_responses
 from app.core.http import json_response, location
-from app.core.pagination import Page, PageRequest, page_params, page_response
+from app.core.pagination import Page, PageRequest, list_params, page_response
 from app.db.session import Database
-from app.idempotency import service as idempotency
-from app.idempotency.service import IdempotencyKeyHeader
+from app.idempotency.dependencies import Keyed
 from app.models import AccountingConnection, SyncRun
 from app.models.enums import SyncTrigger
 
@@ -129,6 +130,9 @@ def start_accounting_sync(
     )
 
 
+SyncRunList = Annotated[PageRequest[None], Depends(list_params(RUN_SORTING))]
+
+
 @router.get(
     "/sync-runs",
     response_model=Page[SyncRunRead],
@@ -136,7 +140,7 @@ def start_accounting_sync(
     responses=problem_responses(401, 403, 422),
 )
 def list_accounting_sync_runs(
-    principal: Reader, session: SessionDep, page: Annotated[PageRequest, Depends(page_params)]
+    principal: Reader, session: SessionDep, page: SyncRunList
 ) -> Response:
     result = service.list_runs(session=session, company_id=principal.company_id, page=page)
     return page_response(result, [run_read(r) for r in result.rows])
@@ -160,27 +164,15 @@ def get_accounting_sync_run(principal: Reader, session: SessionDep, run_id: uuid
     responses=problem_responses(401, 403, 413, 422),
 )
 def push_accounting_balances(
-    request: Request,
-    principal: Writer,
-    session: SessionDep,
-    body: BalancePush,
-    idempotency_key: IdempotencyKeyHeader = None,
+    principal: Writer, session: SessionDep, body: BalancePush, keyed: Keyed
 ) -> Response:
     """Store balances pushed by an integration, all or nothing; report refs with no partner.
 
     A balance older (`as_of`) than the one stored is not applied (counted as unchanged)."""
-
-    def execute(idem: idempotency.Idempotency | None) -> Response:
-        result = service.push_balances(
+    return keyed.answer(
+        body,
+        render=Answer.json,
+        execute=lambda idem: service.push_balances(
             session=session, company_id=principal.company_id, data=body, idempotency=idem
-        )
-        return json_response(result)
-
-    return idempotency.run(
-        request=request,
-        session=session,
-        company_id=principal.company_id,
-        key=idempotency_key,
-        body=body,
-        execute=execute,
+        ),
     )

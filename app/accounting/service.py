@@ -406,7 +406,7 @@ def push_balances(
     session: Session,
     company_id: uuid.UUID,
     data: BalancePush,
-    idempotency: Idempotency | None = None,
+    idempotency: Idempotency[BalancePushResult] | None = None,
 ) -> BalancePushResult:
     company = session.scalar(select(Company).where(Company.id == company_id))
     assert company is not None
@@ -423,6 +423,6 @@ def push_balances(
         unmatched_refs=applied.unmatched_refs,
     )
     if idempotency is not None:
-        idempotency.record(session, result, status_code=200)
+        idempotency.record(session, result)
     session.commit()
     return result

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from app.auth import repository
 from app.auth.ratelimit import RateLimiter
-from app.auth.repository import TokenRepository
 from app.auth.tokens import MAX_TOKEN_LENGTH, hash_secret
 from app.core.errors import Forbidden, Unauthorized
 from app.db.base import utcnow
@@ -61,6 +61,7 @@ class CompanyInfo:
     credit_enforcement: str
     created_at: datetime
     updated_at: datetime
+    version: int
 
 
 @dataclass(frozen=True)
@@ -130,12 +131,11 @@ def _refused(
 
 
 def _touch(db: Database, company_id: uuid.UUID, token_id: uuid.UUID, now: datetime) -> None:
-    """Record the token's use in a short transaction of its own, after the answer is sent
-    (the request's own transaction is over by then, so on SQLite it holds no write lock that
-    this one would wait for); never fails the request."""
+    """Record a read request's token use in a short transaction of its own, after the answer
+    is sent; never fails the request."""
     try:
         with db.session() as session:
-            TokenRepository(session, company_id).touch(token_id, now, LAST_USED_RESOLUTION)
+            repository.touch(session, company_id, token_id, now, LAST_USED_RESOLUTION)
             session.commit()
     except SQLAlchemyError as exc:
         log.warning("token_last_used_not_recorded", error=type(exc).__name__)
@@ -191,9 +191,17 @@ def authenticate(
     if limiter is not None:
         limiter.hit(token=str(principal.token_id), company=str(principal.company_id))
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-        background.add_task(
-            _touch, request.app.state.db, principal.company_id, principal.token_id, now
-        )
+        if request.method in SAFE_METHODS:
+            # A read holds no write lock: its own short transaction, after the answer.
+            background.add_task(
+                _touch, request.app.state.db, principal.company_id, principal.token_id, now
+            )
+        else:
+            # A write's transaction holds SQLite's write lock already (a second transaction
+            # would wait for it): the use is recorded in it, committed with the change.
+            repository.touch(
+                session, principal.company_id, principal.token_id, now, LAST_USED_RESOLUTION
+            )
     return principal
 
 

@@ -1,89 +1,38 @@
-"""API token SQL, scoped by company."""
+"""What authentication itself writes: a token's last use."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
-from app.models import ApiToken, User
-
-_ID = SortField(ApiToken.id, uuid.UUID, lambda row: row[0].id, nullable=False)
-TOKEN_SORTING = Sorting(
-    fields={
-        "created_at": SortField(
-            ApiToken.created_at, datetime, lambda row: row[0].created_at, nullable=False
-        ),
-    },
-    tiebreak=_ID,
-    default="created_at",
-)
+from app.models import ApiToken
 
 
-@dataclass
-class TokenRepository:
-    session: Session
-    company_id: uuid.UUID
-
-    def get(self, token_id: uuid.UUID) -> ApiToken | None:
-        return self.session.scalar(
-            select(ApiToken).where(ApiToken.company_id == self.company_id, ApiToken.id == token_id)
+def touch(
+    session: Session,
+    company_id: uuid.UUID,
+    token_id: uuid.UUID,
+    now: datetime,
+    resolution: timedelta,
+) -> None:
+    """Set ``last_used_at``, unless another request did within ``resolution``. Never waits for
+    a row lock: a token row that a concurrent request is touching is skipped."""
+    stale = (
+        select(ApiToken.id)
+        .where(
+            ApiToken.company_id == company_id,
+            ApiToken.id == token_id,
+            or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < now - resolution),
         )
-
-    def list_(self, page: PageRequest) -> RawPage[tuple[ApiToken, User]]:
-        stmt = (
-            select(ApiToken, User)
-            .join(User, (User.company_id == ApiToken.company_id) & (User.id == ApiToken.user_id))
-            .where(ApiToken.company_id == self.company_id)
-        )
-        return paginate(self.session, stmt, sorting=TOKEN_SORTING, request=page, scalars=False)
-
-    def touch(self, token_id: uuid.UUID, now: datetime, resolution: timedelta) -> None:
-        """Set ``last_used_at``, unless another request did within ``resolution``."""
-        self.session.execute(
-            update(ApiToken)
-            .where(
-                ApiToken.company_id == self.company_id,
-                ApiToken.id == token_id,
-                or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < now - resolution),
-            )
-            .values(last_used_at=now)
-            .execution_options(synchronize_session=False)
-        )
-
-    def count_active(self, now: datetime) -> int:
-        return (
-            self.session.scalar(
-                select(func.count())
-                .select_from(ApiToken)
-                .where(
-                    ApiToken.company_id == self.company_id,
-                    or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
-                )
-            )
-            or 0
-        )
-
-    def add(self, token: ApiToken) -> None:
-        self.session.add(token)
-        self.session.flush()
-
-    def delete_named(self, user_id: uuid.UUID, name: str) -> int:
-        result = self.session.execute(
-            delete(ApiToken)
-            .where(
-                ApiToken.company_id == self.company_id,
-                ApiToken.user_id == user_id,
-                ApiToken.name == name,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
-
-    def delete(self, token: ApiToken) -> None:
-        self.session.delete(token)
-        self.session.flush()
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.company_id == company_id, ApiToken.id == stale)
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )

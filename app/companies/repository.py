@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Company, NumberSequence
-
-SEQUENCE_KINDS = ("partner", "sales_order")
+from app.models import Company
 
 
 def get_by_slug(session: Session, slug: str) -> Company | None:
@@ -20,27 +18,3 @@ def lock(session: Session, company_id: uuid.UUID) -> None:
     """Lock the company's row until the transaction ends (serialises per-company quotas; on
     SQLite the write transaction already does)."""
     session.execute(select(Company.id).where(Company.id == company_id).with_for_update())
-
-
-def add_sequences(session: Session, company_id: uuid.UUID) -> None:
-    session.add_all(
-        NumberSequence(company_id=company_id, kind=k, last_value=0) for k in SEQUENCE_KINDS
-    )
-
-
-def next_number(session: Session, company_id: uuid.UUID, kind: str) -> int:
-    """The next number of a per-company sequence.
-
-    The UPDATE locks the counter row until the transaction ends (on SQLite the write
-    transaction does), so concurrent writers get unique numbers that increase in the order
-    their transactions commit. The counter only grows, so a deleted number is never reused.
-    """
-    value = session.scalar(
-        update(NumberSequence)
-        .where(NumberSequence.company_id == company_id, NumberSequence.kind == kind)
-        .values(last_value=NumberSequence.last_value + 1)
-        .returning(NumberSequence.last_value)
-    )
-    if value is None:
-        raise RuntimeError(f"number sequence {kind!r} missing for company {company_id}")
-    return int(value)

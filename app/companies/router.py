@@ -10,7 +10,7 @@ from app.auth.dependencies import Admin, Reader, SessionDep
 from app.companies import service
 from app.companies.schemas import CompanyRead, CompanyUpdate
 from app.core.errors import problem_responses
-from app.core.http import cached_json_response, json_response
+from app.core.http import cached_json_response, etag, json_response
 
 router = APIRouter(prefix="/api/v1/company", tags=["company"])
 
@@ -22,7 +22,9 @@ router = APIRouter(prefix="/api/v1/company", tags=["company"])
     responses=problem_responses(304, 401, 403),
 )
 def get_company(request: Request, principal: Reader) -> Response:
-    return cached_json_response(request, CompanyRead.model_validate(principal.company))
+    return cached_json_response(
+        request, CompanyRead.model_validate(principal.company), etag(principal.company.version)
+    )
 
 
 @router.patch(
@@ -38,4 +40,4 @@ def update_company(
     if_match: Annotated[str | None, Header(alias="If-Match", max_length=1000)] = None,
 ) -> Response:
     company = service.update(session=session, principal=principal, data=body, if_match=if_match)
-    return json_response(CompanyRead.model_validate(company), etag=True)
+    return json_response(CompanyRead.model_validate(company), etag=etag(company.version))

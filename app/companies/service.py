@@ -9,14 +9,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.auth.dependencies import Principal
-from app.companies.repository import add_sequences, get_by_slug
-from app.companies.schemas import CompanyRead, CompanyUpdate
+from app.companies.repository import get_by_slug
+from app.companies.schemas import CompanyUpdate
 from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
-from app.core.http import check_if_match
+from app.core.etags import check_if_match, etag
 from app.core.types import clean_text, currencies
 from app.db.base import utcnow
 from app.models import Company
-from app.partners import credit
+from app.numbers.repository import add_sequences
+from app.partners.repository import PartnerRepository
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -69,7 +70,7 @@ def update(
     )
     if company is None:  # deleted while the request ran
         raise NotFound("The company does not exist.", code="company_not_found")
-    check_if_match(if_match, CompanyRead.model_validate(company))
+    check_if_match(if_match, etag(company.version))
     changes = data.model_dump(exclude_unset=True)
     if changes:
         previous_check = company.credit_check
@@ -77,6 +78,6 @@ def update(
             setattr(company, field, value.value if hasattr(value, "value") else value)
         company.updated_at = utcnow()
         if company.credit_check != previous_check:
-            credit.refresh_company(session, company.id, company.credit_check)
+            PartnerRepository(session, company.id).refresh_credit_states(company.credit_check)
         session.commit()
     return company

@@ -1,5 +1,6 @@
-"""One pure-ASGI middleware for every request: request id, trusted hosts, body limit, access
-log, metrics, security headers, and never an absolute ``Location`` built from ``Host``."""
+"""One pure-ASGI middleware for every request: request id, trusted hosts, body limit, HEAD
+as GET without the body, access log, metrics, security headers, and never an absolute
+``Location`` built from ``Host``."""
 
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ from collections.abc import Sequence
 import structlog
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import MutableHeaders
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import (
-    PROBLEM_MEDIA_TYPE,
+    AppError,
     BadRequest,
+    InternalError,
     PayloadTooLarge,
-    problem_body,
     problem_response,
 )
 
@@ -43,20 +43,13 @@ SECURITY_HEADERS = [
 ]
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 DOC_PATHS = ("/docs", "/redoc", "/static-offline-docs")
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 log = structlog.get_logger("crm.http")
 
 
-def internal_error(request_id: str, path: str | None) -> JSONResponse:
-    body = problem_body(
-        status=500,
-        code="internal_error",
-        title="Internal server error",
-        detail=f"An unexpected error occurred (request id {request_id}).",
-        instance=path,
-    )
-    return JSONResponse(body, status_code=500, media_type=PROBLEM_MEDIA_TYPE)
+def internal_error(request_id: str) -> InternalError:
+    # Never the exception's text: it is logged (with the request id), not answered.
+    return InternalError(f"An unexpected error occurred (request id {request_id}).")
 
 
 def too_large(limit: int) -> PayloadTooLarge:
@@ -141,25 +134,20 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_headers = dict(scope["headers"])
+        incoming = request_headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
-        limit = self.max_body_bytes
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise too_large(limit)
-            return message
-
         status_sent = False
+        method: str = scope.get("method", "")
+        head = method == "HEAD"
+        # HEAD is answered as GET without the body (RFC 9110 9.3.2), so every GET route
+        # answers HEAD with the GET's status and headers. The app gets a copy of the scope:
+        # the server's own scope still says HEAD, and the server sends no body for it either.
+        app_scope = {**scope, "method": "GET"} if head else scope
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, status_sent
@@ -177,75 +165,38 @@ class RequestContextMiddleware:
                     headers.append(API_CSP[0].decode(), API_CSP[1].decode())
                 if path.startswith("/api/") and "cache-control" not in headers:
                     headers["Cache-Control"] = "private, no-cache"
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
-        if not host_allowed(_host_header(scope), self.allowed_hosts):
-            try:
-                await problem_response(invalid_host(), instance=scope.get("path"))(
-                    scope, receive, send_wrapper
-                )
-            finally:
-                self._finish(scope, status, started)
-            return
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > limit:
-            # Refuse before reading a byte of it.
-            try:
-                await problem_response(too_large(limit), instance=scope.get("path"))(
-                    scope, receive, send_wrapper
-                )
-            finally:
-                self._finish(scope, status, started)
-            return
-        app_receive = limited_receive
-        if not declared and scope.get("method") in BODY_METHODS:
-            # No Content-Length (chunked): read the body here, up to the limit, so an
-            # oversized one is refused with 413 before the app parses any of it.
-            chunks: list[bytes] = []
-            size = 0
-            more = True
-            while more:
-                message = await receive()
-                if message["type"] != "http.request":
-                    break
-                chunks.append(message.get("body", b""))
-                size += len(chunks[-1])
-                more = message.get("more_body", False)
-                if size > limit:
-                    try:
-                        await problem_response(too_large(limit), instance=scope.get("path"))(
-                            scope, receive, send_wrapper
-                        )
-                    finally:
-                        self._finish(scope, status, started)
-                    return
-            replayed = False
+        async def answer(error: AppError) -> None:
+            response = problem_response(error, instance=scope.get("path"))
+            await response(scope, receive, send_wrapper)
 
-            async def buffered_receive() -> Message:
-                nonlocal replayed
-                if not replayed:
-                    replayed = True
-                    return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-                return await receive()
-
-            app_receive = buffered_receive
         try:
-            await self.app(scope, app_receive, send_wrapper)
-        except Exception:
-            # Answer here, inside this middleware, so the 500 carries the request id and the
-            # security headers too; log it while the request id is still bound.
-            log_unhandled(scope.get("path"))
-            if status_sent:
-                raise
-            await internal_error(request_id, scope.get("path"))(scope, receive, send_wrapper)
+            if not host_allowed(_host_header(scope), self.allowed_hosts):
+                await answer(invalid_host())
+                return
+            body = await read_body(request_headers, receive, self.max_body_bytes)
+            if body is None:
+                await answer(too_large(self.max_body_bytes))
+                return
+            try:
+                await self.app(app_scope, body, send_wrapper)
+            except Exception:
+                # Answer here, inside this middleware, so the 500 carries the request id and
+                # the security headers too; log it while the request id is still bound.
+                log_unhandled(scope.get("path"))
+                if status_sent:
+                    raise
+                await answer(internal_error(request_id))
         finally:
-            self._finish(scope, status, started)
+            self._finish(app_scope, method, status, started)
 
     @staticmethod
-    def _finish(scope: Scope, status: int, started: float) -> None:
+    def _finish(scope: Scope, method: str, status: int, started: float) -> None:
         elapsed = time.perf_counter() - started
         route = _route_template(scope)
-        method = scope.get("method", "")
         REQUESTS.labels(method, route, str(status)).inc()
         LATENCY.labels(method, route).observe(elapsed)
         principal = scope.get("state", {}).get("principal")
@@ -259,6 +210,45 @@ class RequestContextMiddleware:
             company_id=str(principal.company_id) if principal else None,
         )
         structlog.contextvars.unbind_contextvars("request_id")
+
+
+async def read_body(headers: dict[bytes, bytes], receive: Receive, limit: int) -> Receive | None:
+    """The one place the body limit is applied: the whole request body read here, whatever
+    its framing (``Content-Length`` or chunked), before the app parses any of it. Returns a
+    ``receive`` that replays it, or ``None`` when it is over ``limit`` bytes; a declared
+    ``Content-Length`` over the limit is refused before a byte is read."""
+    declared = headers.get(b"content-length", b"")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    disconnect: Message | None = None
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            disconnect = message  # the client went away: none of its body is handed on
+            break
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > limit:
+            return None
+        more = message.get("more_body", False)
+    body: Message = disconnect or {
+        "type": "http.request",
+        "body": b"".join(chunks),
+        "more_body": False,
+    }
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return body
+        return await receive()
+
+    return replay
 
 
 def _route_template(scope: Scope) -> str:

@@ -12,21 +12,32 @@ from fastapi.responses import StreamingResponse
 from app.auth.dependencies import Reader, SessionDep, get_database
 from app.core.errors import problem_responses
 from app.core.http import json_response
-from app.core.pagination import Page, PageRequest, page_params, page_response, sort_enum
+from app.core.pagination import Page, PageRequest, list_params, page_response, sort_enum
 from app.core.types import StrictBool
 from app.crm import service
 from app.crm.csv import stream_csv
 from app.crm.repository import OVERVIEW_SORTING
 from app.crm.schemas import OverviewRow, Summary
 from app.db.session import Database
-from app.partners.filters import Filters
+from app.partners.filters import Filters, partner_filters
+from app.partners.schemas import PartnerFilter
 
 router = APIRouter(prefix="/api/v1/crm", tags=["crm"])
 
 OverviewSort = sort_enum("OverviewSort", OVERVIEW_SORTING)
-SortParam = Annotated[
-    OverviewSort | None,  # type: ignore[valid-type]
-    Query(description="Column; prefix - to reverse. Nulls last, ties by number."),
+SORT_DESCRIPTION = "Column; prefix - to reverse. Nulls last, ties by number."
+SortParam = Annotated[OverviewSort | None, Query(description=SORT_DESCRIPTION)]  # type: ignore[valid-type]
+# Sort, filters and paging of the overview, resolved with the cursor.
+OverviewList = Annotated[
+    PageRequest[PartnerFilter],
+    Depends(
+        list_params(
+            OVERVIEW_SORTING,
+            sort=OverviewSort,
+            sort_description=SORT_DESCRIPTION,
+            filters=partner_filters,
+        )
+    ),
 ]
 
 
@@ -36,20 +47,9 @@ SortParam = Annotated[
     operation_id="get_crm_overview",
     responses=problem_responses(401, 403, 422),
 )
-def get_crm_overview(
-    principal: Reader,
-    session: SessionDep,
-    filters: Filters,
-    page: Annotated[PageRequest, Depends(page_params)],
-    sort: SortParam = None,
-) -> Response:
+def get_crm_overview(principal: Reader, session: SessionDep, page: OverviewList) -> Response:
     """One row per partner that has a customer stage."""
-    result = service.overview(
-        session=session,
-        principal=principal,
-        filters=filters,
-        page=PageRequest(page.limit, page.cursor, page.include_total, sort),
-    )
+    result = service.overview(session=session, principal=principal, filters=page.filters, page=page)
     return page_response(result, [service.row_of(r) for r in result.rows])
 
 

@@ -2,45 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import date
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, create_model
 
 from app.core.schemas import ResponseModel
-from app.core.types import Money, UTCDateTime
+from app.core.types import Money
+from app.crm.columns import OVERVIEW_COLUMNS
 from app.models.enums import CustomerStage
-from app.users.schemas import UserRef
 
-# The overview columns, in the order of the seed page; also the CSV header.
-OVERVIEW_FIELDS = (
-    "number",
-    "name",
-    "country",
-    "credit_limit",
-    "debtor_balance",
-    "debtor_balance_synced_at",
-    "credit_limit_exceeded",
-    "uninvoiced_total",
-    "tags",
-    "latest_sales_delivery_date",
-    "owner",
-    "customer_stage",
+# One overview row: a field per column, in column order (the columns are declared once, in
+# ``app.crm.columns``).
+_ROW_FIELDS: dict[str, Any] = {column.name: (column.type, ...) for column in OVERVIEW_COLUMNS}
+OverviewRow = create_model(
+    "OverviewRow", __base__=ResponseModel, __module__=__name__, **_ROW_FIELDS
 )
-
-
-class OverviewRow(ResponseModel):
-    number: int
-    name: str
-    country: str
-    credit_limit: Money | None
-    debtor_balance: Money | None
-    debtor_balance_synced_at: UTCDateTime | None
-    credit_limit_exceeded: bool
-    uninvoiced_total: Money
-    tags: list[str]
-    latest_sales_delivery_date: date | None
-    owner: UserRef | None
-    customer_stage: CustomerStage
 
 
 class StageSummary(ResponseModel):

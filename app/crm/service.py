@@ -6,35 +6,21 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from app.auth.dependencies import Principal
 from app.core.pagination import PageRequest, RawPage
-from app.crm.repository import OverviewRepository, money, split_tags
+from app.crm.columns import OVERVIEW_COLUMNS
+from app.crm.repository import OverviewRepository, money
 from app.crm.schemas import OverviewRow, StageSummary, Summary
-from app.models.enums import STAGE_ORDER, CustomerStage
+from app.models.enums import STAGE_ORDER
 from app.partners.schemas import PartnerFilter
-from app.users.schemas import UserRef
 
 
-def row_of(row: Any) -> OverviewRow:
+def row_of(row: Any) -> BaseModel:
     """An overview row from a result row, without validation: the database is the source."""
-    return OverviewRow.model_construct(
-        number=row.number,
-        name=row.name,
-        country=row.country,
-        credit_limit=row.credit_limit,
-        debtor_balance=row.debtor_balance,
-        debtor_balance_synced_at=row.debtor_balance_synced_at,
-        credit_limit_exceeded=row.credit_limit_exceeded,
-        uninvoiced_total=row.uninvoiced_total,
-        tags=split_tags(row.tags),
-        latest_sales_delivery_date=row.latest_sales_delivery_date,
-        owner=UserRef.model_construct(id=row.owner_id, name=row.owner_name)
-        if row.owner_id
-        else None,
-        customer_stage=CustomerStage(row.customer_stage),
-    )
+    return OverviewRow.model_construct(**{c.name: c.json(row) for c in OVERVIEW_COLUMNS})
 
 
 def overview(

@@ -1,43 +1,38 @@
 """``Idempotency-Key``: a repeat with the same key and body replays the first answer.
 
-The first answer is stored in the same transaction as the change it reports, so either both
-are committed or neither is. Two requests racing with one key: the second one's insert of the
-key waits for the first transaction and then fails, its own change is rolled back, and it
-replays the first answer. A key is kept at least 24 hours, per company.
+The route renders its result into an :class:`~app.core.answer.Answer` once; the service calls
+``Idempotency.record(session, result)`` right before its commit, which renders and stores that
+very answer in the same transaction as the change it reports (both are committed or neither
+is), and the route then returns it. Two requests racing with one key: the second one's insert
+of the key waits for the first transaction and then fails, its own change is rolled back, and
+it replays the first answer. A key is kept at least 24 hours, per company. A dry run records
+its answer too (and commits nothing else).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Annotated
+from typing import Generic, TypeVar
 
-from fastapi import Header, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.core.answer import Answer, serialize
 from app.core.errors import AppError, FieldError, ValidationFailed
-from app.core.http import etag_of, serialize
 from app.db.base import utcnow
 from app.models import IdempotencyKey
 
 RETENTION = timedelta(hours=48)
+REPLAYED_HEADER = "Idempotent-Replayed"
 
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        pattern=r"^[\x21-\x7e]+$",
-        description="Repeat the request with the same key to get the first answer again",
-    ),
-]
+T = TypeVar("T")
 
 
 class IdempotencyRace(AppError):
@@ -46,18 +41,19 @@ class IdempotencyRace(AppError):
     status, title, default_code = 409, "Conflict", "idempotency_race"
 
 
-@dataclass(frozen=True)
-class Idempotency:
-    """A keyed request that has no stored answer yet."""
+@dataclass
+class Idempotency(Generic[T]):
+    """A keyed request that has no stored answer yet: the service records its result here."""
 
     company_id: uuid.UUID
     key: str
     fingerprint: str
+    render: Callable[[T], Answer]
+    answer: Answer | None = field(default=None, init=False)
 
-    def record(
-        self, session: Session, model: BaseModel, *, status_code: int, location: str | None = None
-    ) -> None:
-        """Store the answer; call right before the use-case commits."""
+    def record(self, session: Session, result: T) -> None:
+        """Render the answer and store it; call right before the use-case commits."""
+        answer = self.render(result)
         session.execute(
             delete(IdempotencyKey).where(
                 IdempotencyKey.company_id == self.company_id,
@@ -69,9 +65,10 @@ class Idempotency:
                 company_id=self.company_id,
                 key=self.key,
                 fingerprint=self.fingerprint,
-                status_code=status_code,
-                location=location,
-                body=serialize(model).decode(),
+                status_code=answer.status,
+                location=answer.headers.get("Location"),
+                headers=json.dumps(answer.headers, separators=(",", ":")),
+                body=answer.body.decode(),
             )
         )
         try:
@@ -79,6 +76,7 @@ class Idempotency:
         except IntegrityError as exc:
             session.rollback()
             raise IdempotencyRace("A request with this Idempotency-Key is being answered.") from exc
+        self.answer = answer
 
 
 def fingerprint(method: str, path: str, body: BaseModel) -> str:
@@ -86,14 +84,12 @@ def fingerprint(method: str, path: str, body: BaseModel) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def _replay(stored: IdempotencyKey) -> Response:
-    body = stored.body.encode()
-    headers = {"Idempotent-Replayed": "true", "ETag": etag_of(body)}
-    if stored.location:
-        headers["Location"] = stored.location
-    return Response(
-        body, status_code=stored.status_code, media_type="application/json", headers=headers
-    )
+def _replay(stored: IdempotencyKey) -> Answer:
+    if stored.headers is not None:
+        headers: dict[str, str] = json.loads(stored.headers)
+    else:  # stored before headers were kept
+        headers = {"Location": stored.location} if stored.location else {}
+    return Answer(stored.status_code, stored.body.encode(), {**headers, REPLAYED_HEADER: "true"})
 
 
 def _stored(session: Session, company_id: uuid.UUID, key: str) -> IdempotencyKey | None:
@@ -108,26 +104,31 @@ def _stored(session: Session, company_id: uuid.UUID, key: str) -> IdempotencyKey
 
 def run(
     *,
-    request: Request,
     session: Session,
     company_id: uuid.UUID,
     key: str | None,
-    body: BaseModel,
-    execute: Callable[[Idempotency | None], Response],
-) -> Response:
-    """Answer a keyed request: replay a stored answer, or execute and store this one."""
+    fingerprint: str,
+    render: Callable[[T], Answer],
+    execute: Callable[[Idempotency[T] | None], T],
+) -> Answer:
+    """Answer a request: without a key, execute and render; with one, replay a stored answer
+    or execute, and return the very answer the service recorded."""
     if key is None:
-        return execute(None)
-    print_ = fingerprint(request.method, request.url.path, body)
+        return render(execute(None))
     stored = _stored(session, company_id, key)
     if stored is None:
+        idem = Idempotency(company_id, key, fingerprint, render)
         try:
-            return execute(Idempotency(company_id, key, print_))
+            execute(idem)
         except IdempotencyRace:
             stored = _stored(session, company_id, key)
             if stored is None:
                 raise
-    if stored.fingerprint != print_:
+        else:
+            if idem.answer is None:
+                raise RuntimeError("the use-case did not record its answer for Idempotency-Key")
+            return idem.answer
+    if stored.fingerprint != fingerprint:
         raise ValidationFailed(
             "This Idempotency-Key was used with another request body; use a new key.",
             code="idempotency_key_reused",

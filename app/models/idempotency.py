@@ -23,4 +23,6 @@ class IdempotencyKey(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     location: Mapped[str | None] = mapped_column(String(500))
     body: Mapped[str] = mapped_column(Text)
+    # The answer's headers as JSON ({"Location": ..., "ETag": ...}); null before 0006.
+    headers: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -26,6 +26,10 @@ QUANTITY = ScaledDecimal(18, 6)
 RATE = ScaledDecimal(18, 6)
 # Five digits are exact as a float too, and the CHECK (<= 100) must see the plain value.
 PERCENT = Numeric(5, 2)
+# Every order list sort but `number` has an index of its own: (company, column, number), read
+# as row-value ranges (the nulls of delivery_date as its `IS NULL` range). They serve the
+# delivery date and `updated_since` filters too.
+LIST_SORT_COLUMNS = ("order_date", "delivery_date", "total_base", "created_at", "updated_at")
 
 
 class SalesOrder(Base):
@@ -42,8 +46,10 @@ class SalesOrder(Base):
         CheckConstraint("number > 0", name="number_positive"),
         Index("ix_sales_orders_company_id_partner_id_status", "company_id", "partner_id", "status"),
         Index("ix_sales_orders_company_id_status", "company_id", "status"),
-        Index("ix_sales_orders_company_id_delivery_date", "company_id", "delivery_date"),
-        Index("ix_sales_orders_company_id_updated_at", "company_id", "updated_at"),
+        *(
+            Index(f"ix_sales_orders_list_{column}", "company_id", column, "number")
+            for column in LIST_SORT_COLUMNS
+        ),
     )
 
     company_id: Mapped[uuid.UUID] = mapped_column(

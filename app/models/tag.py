@@ -18,5 +18,5 @@ class Tag(Base):
     )
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(50))
-    name_key: Mapped[str] = mapped_column(String(50))
+    name_key: Mapped[str] = mapped_column(String(100))  # lowercasing can double a name
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

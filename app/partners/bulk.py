@@ -16,6 +16,7 @@ from app.partners.schemas import (
     BulkStageRequest,
     BulkStageResult,
 )
+from app.partners.stages import change_stage
 
 
 def _too_many(count: int, max_partners: int, field: str) -> ValidationFailed:
@@ -42,15 +43,16 @@ def set_stage(
     principal: Principal,
     data: BulkStageRequest,
     max_partners: int,
-    idempotency: Idempotency | None = None,
+    idempotency: Idempotency[BulkStageResult] | None = None,
 ) -> BulkStageResult:
     """Lock the selected partners, then write the history and the stage for those that change.
 
     More than ``max_partners`` selected changes nothing (422 ``too_many_partners``): counted
     before any lock is taken, so an oversized filter holds no lock at all. Unknown numbers
     change nothing (422 ``partners_not_found``). A dry run answers the same without locking
-    or writing anything. The answer lists at most ``BULK_CHANGES_LISTED`` changes
-    (``changes_truncated``); every change is in the stage history.
+    or changing anything (with an Idempotency-Key its answer is stored, to be replayed). The
+    answer lists at most ``BULK_CHANGES_LISTED`` changes (``changes_truncated``); every change
+    is in the stage history.
     """
     repo = PartnerRepository(session, principal.company_id)
     stage = data.customer_stage.value
@@ -96,16 +98,20 @@ def set_stage(
         changes_truncated=len(changing) > BULK_CHANGES_LISTED,
     )
     if data.dry_run:
+        if idempotency is not None:  # a dry run with a key replays its answer too
+            idempotency.record(session, result)
+            session.commit()
         return result
-    if changing:
-        repo.bulk_set_stage(
-            changing,
-            stage=stage,
-            reason=StageChangeReason.bulk,
-            actor_id=principal.user.id,
-            at=utcnow(),
-        )
+    change_stage(
+        session=session,
+        company_id=principal.company_id,
+        partners=changing,
+        stage=data.customer_stage,
+        reason=StageChangeReason.bulk,
+        actor_id=principal.user.id,
+        at=utcnow(),
+    )
     if idempotency is not None:
-        idempotency.record(session, result, status_code=200)
+        idempotency.record(session, result)
     session.commit()
     return result

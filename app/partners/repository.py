@@ -5,21 +5,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
+from app.core.types import tag_key
+from app.db.base import utcnow
 from app.models import Partner, PartnerTag, StageChange, Tag, User
-from app.models.enums import STAGE_ORDER
+from app.models.enums import CreditCheck
 from app.partners.schemas import PartnerFilter
-from app.tags.schemas import tag_key
 
 BULK_CHUNK = 1000
-# The stage history columns bulk_set_stage fills, in the order of its INSERT ... SELECT.
+# The stage history columns set_stage fills, in the order of its INSERT ... SELECT.
 HISTORY_COLUMNS = [
     "company_id",
     "id",
@@ -32,43 +32,29 @@ HISTORY_COLUMNS = [
     "changed_by_id",
 ]
 
-STAGE_RANK = Partner.stage_rank
+PARTNER_NUMBER = SortField.of(Partner.number)
 
-
-def _stage_rank(partner: Any) -> int | None:
-    stage = partner.customer_stage
-    return None if stage is None else [s.value for s in STAGE_ORDER].index(stage)
-
-
-def _attr(name: str, value_type: type, *, nullable: bool = True) -> SortField:
-    return SortField(
-        getattr(Partner, name), value_type, lambda row: getattr(row, name), nullable=nullable
-    )
-
-
-PARTNER_NUMBER = _attr("number", int, nullable=False)
-
+# Each sort but `number` has an index of its own: (company, column, number), see the model.
 PARTNER_SORTING = Sorting(
     fields={
         "number": PARTNER_NUMBER,
-        "name": _attr("name", str, nullable=False),
-        "country": _attr("country", str, nullable=False),
-        "customer_stage": SortField(STAGE_RANK, int, _stage_rank),
-        "credit_limit": _attr("credit_limit", Decimal),
-        "debtor_balance": _attr("debtor_balance", Decimal),
-        "uninvoiced_total": _attr("uninvoiced_total", Decimal, nullable=False),
-        "latest_sales_delivery_date": _attr("latest_sales_delivery_date", date),
-        "created_at": _attr("created_at", datetime, nullable=False),
-        "updated_at": _attr("updated_at", datetime, nullable=False),
+        "name": SortField.of(Partner.name),
+        "country": SortField.of(Partner.country),
+        "customer_stage": SortField.of(Partner.stage_rank),  # in the stage order
+        "credit_limit": SortField.of(Partner.credit_limit),
+        "debtor_balance": SortField.of(Partner.debtor_balance),
+        "uninvoiced_total": SortField.of(Partner.uninvoiced_total),
+        "latest_sales_delivery_date": SortField.of(Partner.latest_sales_delivery_date),
+        "created_at": SortField.of(Partner.created_at),
+        "updated_at": SortField.of(Partner.updated_at),
     },
     tiebreak=PARTNER_NUMBER,
     default="number",
 )
 
+_HISTORY_SEQ = SortField.of(StageChange.seq)  # the order of the changes
 STAGE_HISTORY_SORTING = Sorting(
-    fields={"changed_at": SortField(StageChange.seq, int, lambda row: row.seq, nullable=False)},
-    tiebreak=SortField(StageChange.seq, int, lambda row: row.seq, nullable=False),
-    default="-changed_at",
+    fields={"changed_at": _HISTORY_SEQ}, tiebreak=_HISTORY_SEQ, default="-changed_at"
 )
 
 
@@ -102,6 +88,31 @@ def filter_conditions(company_id: uuid.UUID, f: PartnerFilter) -> list[Any]:
     if f.updated_since is not None:
         conditions.append(Partner.updated_at >= f.updated_since)
     return conditions
+
+
+def exceeded_sql(check: str) -> Any:
+    """The credit rule of ``app.partners.credit.is_exceeded`` as a SQL expression."""
+    exposure: Any = Partner.debtor_balance
+    if check == CreditCheck.balance_plus_uninvoiced:
+        exposure = Partner.debtor_balance + Partner.uninvoiced_total
+    return and_(
+        Partner.credit_limit.is_not(None),
+        Partner.debtor_balance.is_not(None),
+        exposure > Partner.credit_limit,
+    )
+
+
+class StageRow(NamedTuple):
+    """What a stage change needs of a partner (a locked row, or a loaded partner)."""
+
+    id: uuid.UUID
+    number: int
+    customer_stage: str | None
+    version: int
+
+    @classmethod
+    def of(cls, partner: Partner) -> StageRow:
+        return cls(partner.id, partner.number, partner.customer_stage, partner.version)
 
 
 @dataclass
@@ -180,26 +191,25 @@ class PartnerRepository:
             )
         self.session.expire(partner, ["tags"])
 
-    def add_stage_change(
-        self,
-        partner: Partner,
-        *,
-        previous: str | None,
-        reason: str,
-        actor_id: uuid.UUID | None,
-        at: datetime,
-    ) -> None:
-        self.session.add(
-            StageChange(
-                company_id=self.company_id,
-                partner_id=partner.id,
-                seq=partner.version,
-                previous_stage=previous,
-                stage=partner.customer_stage,
-                reason=reason,
-                changed_at=at,
-                changed_by_id=actor_id,
-            )
+    def lock_in_number_order(self, *conditions: Any) -> None:
+        """Lock these partners in number order, the order every multi-partner writer uses, so
+        that concurrent writers queue instead of deadlocking."""
+        self.session.execute(
+            select(Partner.id)
+            .where(Partner.company_id == self.company_id, *conditions)
+            .order_by(Partner.number)
+            .with_for_update()
+        ).all()
+
+    def refresh_credit_states(self, check: str) -> None:
+        """Re-evaluate every partner (after the company's credit check option changed)."""
+        expr = exceeded_sql(check)
+        self.lock_in_number_order(Partner.credit_limit_exceeded != expr)
+        self.session.execute(
+            update(Partner)
+            .where(Partner.company_id == self.company_id, Partner.credit_limit_exceeded != expr)
+            .values(credit_limit_exceeded=expr, version=Partner.version + 1, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
         )
 
     def count_matching(self, conditions: list[Any]) -> int:
@@ -218,7 +228,7 @@ class PartnerRepository:
         conditions: list[Any] | None = None,
         lock: bool,
         limit: int | None = None,
-    ) -> list[Any]:
+    ) -> list[StageRow]:
         """id, number, customer_stage and version of the selected partners, by number.
 
         With ``limit``, at most that many (the first by number): a bound on the rows locked.
@@ -233,18 +243,19 @@ class PartnerRepository:
             stmt = stmt.limit(limit)
         if lock:
             stmt = stmt.with_for_update()
-        return list(self.session.execute(stmt).all())
+        return [StageRow(*row) for row in self.session.execute(stmt).all()]
 
-    def bulk_set_stage(
+    def set_stage(
         self,
-        rows: list[Any],
+        rows: list[StageRow],
         *,
-        stage: str,
+        stage: str | None,
         reason: str,
         actor_id: uuid.UUID | None,
         at: datetime,
     ) -> None:
-        """Set-based: one INSERT of history and one UPDATE per chunk of partners.
+        """Set-based: one INSERT of history and one UPDATE per chunk of partners (through
+        ``app.partners.stages.change_stage``, the one way to change stages).
 
         The caller holds the rows' locks. On PostgreSQL the database builds the history rows
         from the locked rows (INSERT ... SELECT), so only the ids travel; elsewhere one
@@ -292,7 +303,10 @@ class PartnerRepository:
                 .values(customer_stage=stage, version=Partner.version + 1, updated_at=at)
                 .execution_options(synchronize_session=False)
             )
-        self.session.expire_all()
+        changed = {r.id for r in rows}
+        for loaded in list(self.session.identity_map.values()):
+            if isinstance(loaded, Partner) and loaded.id in changed:
+                self.session.expire(loaded)  # read again: stage, version, updated_at
 
     def stage_history(self, partner: Partner, page: PageRequest) -> RawPage[StageChange]:
         stmt = (

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Request, Response
 
 from app.auth.dependencies import Reader, SessionDep, Writer
+from app.core.answer import Answer
 from app.core.config import Settings
 from app.core.errors import problem_responses
-from app.core.http import cached_json_response, json_response, links, location
-from app.core.pagination import Page, PageRequest, page_params, page_response, sort_enum
-from app.idempotency import service as idempotency
-from app.idempotency.service import IdempotencyKeyHeader
+from app.core.http import cached_json_response, json_response, links
+from app.core.pagination import Page, PageRequest, list_params, page_response, sort_enum
+from app.idempotency.dependencies import Keyed
 from app.partners import bulk, service
-from app.partners.filters import Filters
-from app.partners.repository import PARTNER_SORTING
+from app.partners.filters import partner_filters
+from app.partners.repository import PARTNER_SORTING, STAGE_HISTORY_SORTING
 from app.partners.schemas import (
     BulkStageRequest,
     BulkStageResult,
     PartnerCreate,
+    PartnerFilter,
     PartnerRead,
     PartnerUpdate,
     StageChangeRead,
@@ -35,7 +36,19 @@ IfMatch = Annotated[
 ]
 
 
-Paging = Annotated[PageRequest, Depends(page_params)]
+# Sort, filters and paging of each list, resolved with the cursor: one dependency per list.
+PartnerList = Annotated[
+    PageRequest[PartnerFilter],
+    Depends(
+        list_params(
+            PARTNER_SORTING,
+            sort=PartnerSort,
+            sort_description="Field; prefix - to reverse",
+            filters=partner_filters,
+        )
+    ),
+]
+StageHistoryList = Annotated[PageRequest[None], Depends(list_params(STAGE_HISTORY_SORTING))]
 
 
 @router.get(
@@ -44,19 +57,8 @@ Paging = Annotated[PageRequest, Depends(page_params)]
     operation_id="list_partners",
     responses=problem_responses(401, 403, 422),
 )
-def list_partners(
-    principal: Reader,
-    session: SessionDep,
-    filters: Filters,
-    page: Paging,
-    sort: Annotated[PartnerSort | None, Query(description="Field; prefix - to reverse")] = None,  # type: ignore[valid-type]
-) -> Response:
-    result = service.list_(
-        session=session,
-        principal=principal,
-        filters=filters,
-        page=PageRequest(page.limit, page.cursor, page.include_total, sort),
-    )
+def list_partners(principal: Reader, session: SessionDep, page: PartnerList) -> Response:
+    result = service.list_(session=session, principal=principal, filters=page.filters, page=page)
     return page_response(result, [PartnerRead.of(p) for p in result.rows])
 
 
@@ -78,28 +80,19 @@ def list_partners(
     },
 )
 def create_partner(
-    request: Request,
-    principal: Writer,
-    session: SessionDep,
-    body: PartnerCreate,
-    idempotency_key: IdempotencyKeyHeader = None,
+    principal: Writer, session: SessionDep, body: PartnerCreate, keyed: Keyed
 ) -> Response:
-    def execute(idem: idempotency.Idempotency | None) -> Response:
-        partner = service.create(session=session, principal=principal, data=body, idempotency=idem)
-        return json_response(
-            PartnerRead.of(partner),
-            status_code=201,
-            headers=location(f"{router.prefix}/{partner.number}"),
-            etag=True,
-        )
-
-    return idempotency.run(
-        request=request,
-        session=session,
-        company_id=principal.company_id,
-        key=idempotency_key,
-        body=body,
-        execute=execute,
+    return keyed.answer(
+        body,
+        render=lambda p: Answer.json(
+            PartnerRead.of(p),
+            status=201,
+            location=f"{router.prefix}/{p.number}",
+            etag=service.etag_of(p),
+        ),
+        execute=lambda idem: service.create(
+            session=session, principal=principal, data=body, idempotency=idem
+        ),
     )
 
 
@@ -113,7 +106,7 @@ def get_partner(
     request: Request, principal: Reader, session: SessionDep, number: PartnerNumber
 ) -> Response:
     partner = service.get(session=session, principal=principal, number=number)
-    return cached_json_response(request, PartnerRead.of(partner))
+    return cached_json_response(request, PartnerRead.of(partner), service.etag_of(partner))
 
 
 @router.patch(
@@ -132,7 +125,7 @@ def update_partner(
     partner = service.update(
         session=session, principal=principal, number=number, data=body, if_match=if_match
     )
-    return json_response(PartnerRead.of(partner), etag=True)
+    return json_response(PartnerRead.of(partner), etag=service.etag_of(partner))
 
 
 @router.delete(
@@ -156,7 +149,7 @@ def delete_partner(
     responses=problem_responses(401, 403, 404, 422),
 )
 def list_partner_stage_history(
-    principal: Reader, session: SessionDep, number: PartnerNumber, page: Paging
+    principal: Reader, session: SessionDep, number: PartnerNumber, page: StageHistoryList
 ) -> Response:
     result = service.stage_history(session=session, principal=principal, number=number, page=page)
     return page_response(result, [StageChangeRead.of(c) for c in result.rows])
@@ -185,7 +178,7 @@ def bulk_set_customer_stage(
     principal: Writer,
     session: SessionDep,
     body: BulkStageRequest,
-    idempotency_key: IdempotencyKeyHeader = None,
+    keyed: Keyed,
 ) -> Response:
     """Set one customer stage on partners chosen by number (1-1000) or by the list filters.
 
@@ -197,22 +190,14 @@ def bulk_set_customer_stage(
     more), while `matched`, `changed` and `unchanged` always count them all.
     """
     settings: Settings = request.app.state.settings
-
-    def execute(idem: idempotency.Idempotency | None) -> Response:
-        result = bulk.set_stage(
+    return keyed.answer(
+        body,
+        render=Answer.json,
+        execute=lambda idem: bulk.set_stage(
             session=session,
             principal=principal,
             data=body,
             max_partners=settings.bulk_max_partners,
             idempotency=idem,
-        )
-        return json_response(result)
-
-    return idempotency.run(
-        request=request,
-        session=session,
-        company_id=principal.company_id,
-        key=idempotency_key,
-        body=body,
-        execute=execute,
+        ),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -20,6 +20,7 @@ from app.core.types import (
     NonNegativeMoneyIn,
     Ref50,
     StrictBool,
+    TagName,
     Text20,
     Text50,
     Text100,
@@ -30,7 +31,6 @@ from app.core.types import (
 )
 from app.models import Partner, PartnerLocation, StageChange
 from app.models.enums import CustomerStage, StageChangeReason
-from app.tags.schemas import TagName
 from app.users.schemas import UserRef
 
 MAX_TAGS = 50
@@ -129,32 +129,17 @@ class PartnerRead(ResponseModel):
     created_at: UTCDateTime
     updated_at: UTCDateTime
 
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tag_names(cls, tags: Any) -> Any:
+        """Read from a partner, ``tags`` are its Tag rows: their names."""
+        return [getattr(t, "name", t) for t in tags] if isinstance(tags, list | tuple) else tags
+
     @classmethod
     def of(cls, partner: Partner) -> PartnerRead:
-        return cls(
-            id=partner.id,
-            number=partner.number,
-            name=partner.name,
-            country=partner.country,
-            vat_id=partner.vat_id,
-            currency=partner.currency,
-            email=partner.email,
-            phone=partner.phone,
-            website=partner.website,
-            owner=UserRef.model_validate(partner.owner) if partner.owner else None,
-            tags=[t.name for t in partner.tags],
-            customer_stage=partner.customer_stage,
-            credit_limit=partner.credit_limit,
-            accounting_ref=partner.accounting_ref,
-            locations=[LocationRead.model_validate(loc) for loc in partner.locations],
-            debtor_balance=partner.debtor_balance,
-            debtor_balance_synced_at=partner.debtor_balance_synced_at,
-            credit_limit_exceeded=partner.credit_limit_exceeded,
-            uninvoiced_total=partner.uninvoiced_total,
-            latest_sales_delivery_date=partner.latest_sales_delivery_date,
-            created_at=partner.created_at,
-            updated_at=partner.updated_at,
-        )
+        """Every field is the partner's attribute of the same name (``owner`` and
+        ``locations`` are read as their own schemas; ``tags`` as names)."""
+        return cls.model_validate(partner)
 
 
 class StageChangeRead(ResponseModel):

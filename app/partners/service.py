@@ -9,25 +9,25 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.auth.dependencies import Principal
-from app.companies.repository import next_number
 from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
-from app.core.http import check_if_match
+from app.core.etags import check_if_match, etag
 from app.core.pagination import PageRequest, RawPage
+from app.core.types import tag_key
 from app.db.base import utcnow
 from app.idempotency.service import Idempotency
 from app.models import Partner, StageChange
 from app.models.enums import StageChangeReason
+from app.numbers.repository import next_number
 from app.partners import credit
 from app.partners.repository import PartnerRepository
 from app.partners.schemas import (
     LocationIn,
     PartnerCreate,
     PartnerFilter,
-    PartnerRead,
     PartnerUpdate,
     location_rows,
 )
-from app.tags.schemas import tag_key
+from app.partners.stages import change_stage
 
 
 def _not_found(number: int) -> NotFound:
@@ -98,6 +98,12 @@ def get(*, session: Session, principal: Principal, number: int) -> Partner:
     return partner
 
 
+def etag_of(partner: Partner) -> str:
+    """Every change to what a partner reads as bumps its version (tags, owner and maintained
+    columns included)."""
+    return etag(partner.version)
+
+
 def list_(
     *, session: Session, principal: Principal, filters: PartnerFilter, page: PageRequest
 ) -> RawPage[Partner]:
@@ -109,7 +115,7 @@ def create(
     session: Session,
     principal: Principal,
     data: PartnerCreate,
-    idempotency: Idempotency | None = None,
+    idempotency: Idempotency[Partner] | None = None,
 ) -> Partner:
     repo = PartnerRepository(session, principal.company_id)
     owner_name = check_owner(repo, data.owner_id)
@@ -131,7 +137,7 @@ def create(
         website=str(data.website) if data.website else None,
         owner_id=data.owner_id,
         owner_name=owner_name,
-        customer_stage=data.customer_stage.value if data.customer_stage else None,
+        customer_stage=None,  # set below, with its history
         credit_limit=data.credit_limit,
         accounting_ref=data.accounting_ref,
         created_at=now,
@@ -141,26 +147,21 @@ def create(
     try:
         repo.add(partner)
         repo.replace_tags(partner, tag_ids)
-        if partner.customer_stage is not None:
-            repo.add_stage_change(
-                partner,
-                previous=None,
-                reason=StageChangeReason.manual,
-                actor_id=principal.user.id,
-                at=now,
-            )
-        session.flush()
+        change_stage(
+            session=session,
+            company_id=principal.company_id,
+            partners=[partner],
+            stage=data.customer_stage,
+            reason=StageChangeReason.manual,
+            actor_id=principal.user.id,
+            at=now,
+        )
     except IntegrityError as exc:
         session.rollback()
         raise _integrity(exc) from exc
     created = get(session=session, principal=principal, number=partner.number)
     if idempotency is not None:
-        idempotency.record(
-            session,
-            PartnerRead.of(created),
-            status_code=201,
-            location=f"/api/v1/partners/{created.number}",
-        )
+        idempotency.record(session, created)
     session.commit()
     return created
 
@@ -177,8 +178,10 @@ def update(
     partner = repo.get(number, for_update=True)
     if partner is None:
         raise _not_found(number)
-    check_if_match(if_match, PartnerRead.of(partner))
-    changes: dict[str, Any] = data.model_dump(exclude_unset=True, exclude={"tags", "locations"})
+    check_if_match(if_match, etag_of(partner))
+    changes: dict[str, Any] = data.model_dump(
+        exclude_unset=True, exclude={"tags", "locations", "customer_stage"}
+    )
     if "owner_id" in changes:
         changes["owner_name"] = check_owner(repo, data.owner_id)
     tag_ids = _resolve_tags(repo, data.tags) if data.tags is not None else None
@@ -186,12 +189,9 @@ def update(
         _check_locations(data.locations)
     if not data.model_fields_set:
         return partner
-    previous_stage = partner.customer_stage
     for field, value in changes.items():
         if field == "website" and value is not None:
             value = str(data.website)
-        if field == "customer_stage" and value is not None:
-            value = value.value if hasattr(value, "value") else value
         setattr(partner, field, value)
     credit.refresh(partner, principal.company.credit_check)
     now = utcnow()
@@ -203,15 +203,17 @@ def update(
             partner.locations.extend(location_rows(principal.company_id, data.locations))
         if tag_ids is not None:
             repo.replace_tags(partner, tag_ids)
-        session.flush()
-        if partner.customer_stage != previous_stage:
-            repo.add_stage_change(
-                partner,
-                previous=previous_stage,
+        if "customer_stage" in data.model_fields_set:
+            change_stage(
+                session=session,
+                company_id=principal.company_id,
+                partners=[partner],
+                stage=data.customer_stage,
                 reason=StageChangeReason.manual,
                 actor_id=principal.user.id,
                 at=now,
             )
+        session.flush()
         session.commit()
     except IntegrityError as exc:
         session.rollback()
@@ -224,7 +226,7 @@ def delete(*, session: Session, principal: Principal, number: int, if_match: str
     partner = repo.get(number, for_update=True)
     if partner is None:
         raise _not_found(number)
-    check_if_match(if_match, PartnerRead.of(partner))
+    check_if_match(if_match, etag_of(partner))
     try:
         repo.delete(partner)
         session.commit()

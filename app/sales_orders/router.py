@@ -6,13 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
-from app.auth.dependencies import Reader, SessionDep, Writer
+from app.auth.dependencies import Principal, Reader, SessionDep, Writer
+from app.core.answer import Answer
 from app.core.errors import problem_responses
-from app.core.http import cached_json_response, json_response, links, location
-from app.core.pagination import Page, PageRequest, page_params, page_response, sort_enum
+from app.core.http import cached_json_response, links, respond
+from app.core.pagination import Page, PageRequest, list_params, page_response, sort_enum
 from app.core.types import IsoDate, IsoDateTime, StrictBool
-from app.idempotency import service as idempotency
-from app.idempotency.service import IdempotencyKeyHeader
+from app.idempotency.dependencies import Keyed
+from app.models import SalesOrder
 from app.models.enums import SalesOrderStatus
 from app.sales_orders import service
 from app.sales_orders.repository import SALES_ORDER_SORTING
@@ -55,6 +56,20 @@ def order_filters(
     )
 
 
+# Sort, filters and paging of the list, resolved with the cursor.
+SalesOrderList = Annotated[
+    PageRequest[SalesOrderFilter],
+    Depends(
+        list_params(
+            SALES_ORDER_SORTING,
+            sort=SalesOrderSort,
+            sort_description="Field; prefix - to reverse",
+            filters=order_filters,
+        )
+    ),
+]
+
+
 def _path(number: int) -> str:
     return f"{router.prefix}/{number}"
 
@@ -65,19 +80,8 @@ def _path(number: int) -> str:
     operation_id="list_sales_orders",
     responses=problem_responses(401, 403, 422),
 )
-def list_sales_orders(
-    principal: Reader,
-    session: SessionDep,
-    filters: Annotated[SalesOrderFilter, Depends(order_filters)],
-    page: Annotated[PageRequest, Depends(page_params)],
-    sort: Annotated[SalesOrderSort | None, Query(description="Field; prefix - to reverse")] = None,  # type: ignore[valid-type]
-) -> Response:
-    result = service.list_(
-        session=session,
-        principal=principal,
-        filters=filters,
-        page=PageRequest(page.limit, page.cursor, page.include_total, sort),
-    )
+def list_sales_orders(principal: Reader, session: SessionDep, page: SalesOrderList) -> Response:
+    result = service.list_(session=session, principal=principal, filters=page.filters, page=page)
     base = principal.company.base_currency
     return page_response(result, [service.read(o, base) for o in result.rows])
 
@@ -101,28 +105,14 @@ def list_sales_orders(
     },
 )
 def create_sales_order(
-    request: Request,
-    principal: Writer,
-    session: SessionDep,
-    body: SalesOrderCreate,
-    idempotency_key: IdempotencyKeyHeader = None,
+    principal: Writer, session: SessionDep, body: SalesOrderCreate, keyed: Keyed
 ) -> Response:
-    def execute(idem: idempotency.Idempotency | None) -> Response:
-        order = service.create(session=session, principal=principal, data=body, idempotency=idem)
-        return json_response(
-            service.read(order, principal.company.base_currency),
-            status_code=201,
-            headers=location(_path(order.number)),
-            etag=True,
-        )
-
-    return idempotency.run(
-        request=request,
-        session=session,
-        company_id=principal.company_id,
-        key=idempotency_key,
-        body=body,
-        execute=execute,
+    return keyed.answer(
+        body,
+        render=lambda order: _answer(order, principal, status=201),
+        execute=lambda idem: service.create(
+            session=session, principal=principal, data=body, idempotency=idem
+        ),
     )
 
 
@@ -136,7 +126,11 @@ def get_sales_order(
     request: Request, principal: Reader, session: SessionDep, number: OrderNumber
 ) -> Response:
     order = service.get(session=session, principal=principal, number=number)
-    return cached_json_response(request, service.read(order, principal.company.base_currency))
+    return cached_json_response(
+        request,
+        service.read(order, principal.company.base_currency),
+        service.etag_of(order, principal.company.version),
+    )
 
 
 @router.patch(
@@ -155,7 +149,16 @@ def update_sales_order(
     order = service.update(
         session=session, principal=principal, number=number, data=body, if_match=if_match
     )
-    return json_response(service.read(order, principal.company.base_currency), etag=True)
+    return respond(_answer(order, principal))
+
+
+def _answer(order: SalesOrder, principal: Principal, status: int = 200) -> Answer:
+    return Answer.json(
+        service.read(order, principal.company.base_currency),
+        status=status,
+        location=_path(order.number) if status == 201 else None,
+        etag=service.etag_of(order, principal.company.version),
+    )
 
 
 def _transition_route(action: str, summary: str) -> None:
@@ -170,7 +173,7 @@ def _transition_route(action: str, summary: str) -> None:
         order = service.transition(
             session=session, principal=principal, number=number, action=action
         )
-        return json_response(service.read(order, principal.company.base_currency), etag=True)
+        return respond(_answer(order, principal))
 
     transition.__name__ = f"{action}_sales_order"
 

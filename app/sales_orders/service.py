@@ -12,19 +12,20 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.auth.dependencies import Principal
-from app.companies.repository import next_number
 from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
-from app.core.http import check_if_match
+from app.core.etags import check_if_match, etag
 from app.core.money import CENT, format_money, quantize_money
 from app.core.pagination import PageRequest, RawPage
 from app.core.types import MONEY_LIMIT
 from app.db.base import utcnow
+from app.db.session import Database
 from app.idempotency.service import Idempotency
-from app.models import Partner, SalesOrder, SalesOrderLine
+from app.models import Company, Partner, SalesOrder, SalesOrderLine
 from app.models.enums import (
     UNINVOICED_STATUSES,
     CreditEnforcement,
@@ -32,9 +33,11 @@ from app.models.enums import (
     SalesOrderStatus,
     StageChangeReason,
 )
+from app.numbers.repository import next_number
 from app.partners import credit
 from app.partners.repository import PartnerRepository
 from app.partners.service import check_owner
+from app.partners.stages import change_stage
 from app.sales_orders.repository import (
     SalesOrderRepository,
     partner_total_drift,
@@ -49,6 +52,8 @@ from app.sales_orders.schemas import (
 )
 
 HUNDRED = Decimal(100)
+# Partners one repair transaction locks and fixes.
+REPAIR_CHUNK = 500
 
 # Allowed transitions: action -> (statuses it may start from, status it leads to).
 TRANSITIONS: dict[str, tuple[tuple[SalesOrderStatus, ...], SalesOrderStatus]] = {
@@ -134,6 +139,11 @@ def _exchange_rate(
 
 def credit_warning(order: SalesOrder) -> bool:
     return bool(order.partner.credit_limit_exceeded) and order.status in UNINVOICED_STATUSES
+
+
+def etag_of(order: SalesOrder, company_version: int) -> str:
+    """An order reads its partner's credit state and its company's base currency too."""
+    return etag(order.version, order.partner.version, company_version)
 
 
 def read(order: SalesOrder, base_currency: str) -> SalesOrderRead:
@@ -227,7 +237,7 @@ def create(
     session: Session,
     principal: Principal,
     data: SalesOrderCreate,
-    idempotency: Idempotency | None = None,
+    idempotency: Idempotency[SalesOrder] | None = None,
 ) -> SalesOrder:
     partners = PartnerRepository(session, principal.company_id)
     orders = SalesOrderRepository(session, principal.company_id)
@@ -277,28 +287,20 @@ def create(
     order.total = order_total(order.lines)
     order.total_base = base_total(order.total, rate)
     orders.add(order)
-    previous_stage = partner.customer_stage
-    if previous_stage != CustomerStage.active.value:
-        partner.customer_stage = CustomerStage.active.value
-        partner.updated_at = now
-        session.flush()
-        partners.add_stage_change(
-            partner,
-            previous=previous_stage,
-            reason=StageChangeReason.sales_order_created,
-            actor_id=principal.user.id,
-            at=now,
-        )
+    change_stage(
+        session=session,
+        company_id=principal.company_id,
+        partners=[partner],
+        stage=CustomerStage.active,
+        reason=StageChangeReason.sales_order_created,
+        actor_id=principal.user.id,
+        at=now,
+    )
     _refresh_partner(session, partner, orders, principal.company.credit_check)
     created = orders.get(order.number)
     assert created is not None
     if idempotency is not None:
-        idempotency.record(
-            session,
-            read(created, company.base_currency),
-            status_code=201,
-            location=f"/api/v1/sales-orders/{created.number}",
-        )
+        idempotency.record(session, created)
     session.commit()
     return created
 
@@ -317,7 +319,7 @@ def update(
     if order is None:
         raise _not_found(number)
     base_currency = principal.company.base_currency
-    check_if_match(if_match, read(order, base_currency))
+    check_if_match(if_match, etag_of(order, principal.company.version))
     if order.status != SalesOrderStatus.open.value:
         raise Conflict(
             f"Sales order {number} is {order.status}; only open orders can be edited.",
@@ -388,22 +390,50 @@ class Drift:
     expected_latest_sales_delivery_date: date | None
 
 
+def _drift(row: Any) -> Drift:
+    return Drift(
+        number=row.number,
+        uninvoiced_total=row.uninvoiced_total,
+        expected_uninvoiced_total=quantize_money(Decimal(str(row.expected_uninvoiced_total))),
+        latest_sales_delivery_date=row.latest_sales_delivery_date,
+        expected_latest_sales_delivery_date=row.expected_latest_sales_delivery_date,
+    )
+
+
 def check_partner_totals(
-    *, session: Session, company_id: uuid.UUID, repair: bool = False
+    *, db: Database, company_id: uuid.UUID, repair: bool = False
 ) -> list[Drift]:
-    """Compare each partner's maintained columns with its orders; optionally fix the drift."""
-    rows = partner_total_drift(session, company_id)
-    drift = [
-        Drift(
-            number=row.number,
-            uninvoiced_total=row.uninvoiced_total,
-            expected_uninvoiced_total=quantize_money(Decimal(str(row.expected_uninvoiced_total))),
-            latest_sales_delivery_date=row.latest_sales_delivery_date,
-            expected_latest_sales_delivery_date=row.expected_latest_sales_delivery_date,
-        )
-        for row in rows
-    ]
-    if repair and rows:
-        repair_partner_totals(session, company_id, [row.id for row in rows])
-        session.commit()
-    return drift
+    """Compare each partner's maintained columns with its orders; optionally fix the drift.
+
+    The check is one statement in a read transaction: on SQLite it holds no write lock, on
+    PostgreSQL no row lock, so writers go on meanwhile (and, reading one snapshot, it never
+    mistakes a write committed meanwhile for drift). Returns the drift found.
+
+    ``repair`` then fixes the drifted partners, a chunk at a time, each in a short write
+    transaction of its own (a chunk's repair stands on its own): it locks only those partners,
+    in number order like every multi-partner writer, checks them again under the lock (a writer
+    may have fixed them since, or changed their orders) and recomputes those still drifting.
+    Returns the drift repaired.
+    """
+    with db.session(write=False) as session:
+        found = partner_total_drift(session, company_id)
+    if not repair or not found:
+        return [_drift(row) for row in found]
+    repaired: list[Drift] = []
+    for start in range(0, len(found), REPAIR_CHUNK):
+        ids = [row.id for row in found[start : start + REPAIR_CHUNK]]  # in number order
+        with db.session() as session:
+            company = session.get(Company, company_id)
+            assert company is not None
+            PartnerRepository(session, company_id).lock_in_number_order(Partner.id.in_(ids))
+            still = partner_total_drift(session, company_id, partner_ids=ids)
+            if still:
+                repair_partner_totals(
+                    session,
+                    company_id,
+                    [row.id for row in still],
+                    credit_check=company.credit_check,
+                )
+            session.commit()
+        repaired.extend(_drift(row) for row in still)
+    return repaired

@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
 from app.db.base import utcnow
 from app.models import Partner, PartnerTag, Tag
-from app.partners.credit import lock_in_number_order
+from app.partners.repository import PartnerRepository
 from app.tags.schemas import tag_key
 
-_KEY = SortField(Tag.name_key, str, lambda t: t.name_key, nullable=False)
+_KEY = SortField.of(Tag.name_key)
 TAG_SORTING = Sorting(
     fields={
         "name": _KEY,
@@ -46,7 +46,9 @@ class TagRepository:
         tagged = select(PartnerTag.partner_id).where(
             PartnerTag.company_id == self.company_id, PartnerTag.tag_id == tag.id
         )
-        lock_in_number_order(self.session, self.company_id, Partner.id.in_(tagged))
+        PartnerRepository(self.session, self.company_id).lock_in_number_order(
+            Partner.id.in_(tagged)
+        )
         self.session.execute(
             update(Partner)
             .where(Partner.company_id == self.company_id, Partner.id.in_(tagged))

@@ -8,11 +8,15 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from app.auth.dependencies import Reader, SessionDep, Writer
+from app.core.answer import Answer
 from app.core.errors import problem_responses
-from app.core.http import cached_json_response, json_response, links, location
-from app.core.pagination import Page, PageRequest, page_params, page_response
+from app.core.http import cached_json_response, links
+from app.core.pagination import Page, PageRequest, list_params, page_response
+from app.core.types import TAG_NAME_PATTERN
+from app.idempotency.dependencies import Keyed
 from app.tags import service
-from app.tags.schemas import TAG_NAME_PATTERN, TagCreate, TagRead
+from app.tags.repository import TAG_SORTING
+from app.tags.schemas import TagCreate, TagRead
 
 router = APIRouter(prefix="/api/v1/tags", tags=["tags"])
 
@@ -22,15 +26,16 @@ TagPath = Annotated[
 ]
 
 
+TagList = Annotated[PageRequest[None], Depends(list_params(TAG_SORTING))]
+
+
 @router.get(
     "",
     response_model=Page[TagRead],
     operation_id="list_tags",
     responses=problem_responses(401, 403, 422),
 )
-def list_tags(
-    principal: Reader, session: SessionDep, page: Annotated[PageRequest, Depends(page_params)]
-) -> Response:
+def list_tags(principal: Reader, session: SessionDep, page: TagList) -> Response:
     result = service.list_(session=session, principal=principal, page=page)
     return page_response(result, [TagRead.model_validate(t) for t in result.rows])
 
@@ -45,13 +50,18 @@ def list_tags(
         **problem_responses(401, 403, 409, 413, 422),
     },
 )
-def create_tag(principal: Writer, session: SessionDep, body: TagCreate) -> Response:
-    tag = service.create(session=session, principal=principal, data=body)
-    return json_response(
-        TagRead.model_validate(tag),
-        status_code=201,
-        headers=location(f"{router.prefix}/{quote(tag.name, safe='')}"),
-        etag=True,
+def create_tag(principal: Writer, session: SessionDep, body: TagCreate, keyed: Keyed) -> Response:
+    return keyed.answer(
+        body,
+        render=lambda tag: Answer.json(
+            TagRead.model_validate(tag),
+            status=201,
+            location=f"{router.prefix}/{quote(tag.name, safe='')}",
+            etag=service.etag_of(tag),
+        ),
+        execute=lambda idem: service.create(
+            session=session, principal=principal, data=body, idempotency=idem
+        ),
     )
 
 
@@ -63,7 +73,7 @@ def create_tag(principal: Writer, session: SessionDep, body: TagCreate) -> Respo
 )
 def get_tag(request: Request, principal: Reader, session: SessionDep, name: TagPath) -> Response:
     tag = service.get(session=session, principal=principal, name=name)
-    return cached_json_response(request, TagRead.model_validate(tag))
+    return cached_json_response(request, TagRead.model_validate(tag), service.etag_of(tag))
 
 
 @router.delete(

@@ -7,10 +7,17 @@ from sqlalchemy.orm import Session
 
 from app.auth.dependencies import Principal
 from app.core.errors import Conflict, FieldError, NotFound
+from app.core.etags import etag, moment
 from app.core.pagination import PageRequest, RawPage
+from app.idempotency.service import Idempotency
 from app.models import Tag
 from app.tags.repository import TagRepository
 from app.tags.schemas import TagCreate, tag_key
+
+
+def etag_of(tag: Tag) -> str:
+    """Tags do not change once made; one deleted and made again has another moment."""
+    return etag(moment(tag.created_at))
 
 
 def _not_found(name: str) -> NotFound:
@@ -28,7 +35,13 @@ def list_(*, session: Session, principal: Principal, page: PageRequest) -> RawPa
     return TagRepository(session, principal.company_id).list_(page)
 
 
-def create(*, session: Session, principal: Principal, data: TagCreate) -> Tag:
+def create(
+    *,
+    session: Session,
+    principal: Principal,
+    data: TagCreate,
+    idempotency: Idempotency[Tag] | None = None,
+) -> Tag:
     repo = TagRepository(session, principal.company_id)
     taken = Conflict(
         f"A tag named {data.name!r} exists already (names ignore case).",
@@ -40,6 +53,8 @@ def create(*, session: Session, principal: Principal, data: TagCreate) -> Tag:
     tag = Tag(company_id=principal.company_id, name=data.name, name_key=tag_key(data.name))
     try:
         repo.add(tag)
+        if idempotency is not None:
+            idempotency.record(session, tag)
         session.commit()
     except IntegrityError as exc:  # created by a concurrent request in the meantime
         session.rollback()

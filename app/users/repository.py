@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
 from app.models import User
 
-_ID = SortField(User.id, uuid.UUID, lambda u: u.id, nullable=False)
+_ID = SortField.of(User.id)
 USER_SORTING = Sorting(
-    fields={"name": SortField(User.name, str, lambda u: u.name, nullable=False), "id": _ID},
+    fields={"name": SortField.of(User.name), "id": _ID},
     tiebreak=_ID,
     default="name",
 )

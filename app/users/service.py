@@ -8,10 +8,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.errors import Conflict, FieldError, NotFound
+from app.core.etags import etag, moment
 from app.core.pagination import PageRequest, RawPage
+from app.idempotency.service import Idempotency
 from app.models import User
 from app.users.repository import UserRepository
 from app.users.schemas import UserCreate
+
+
+def etag_of(user: User) -> str:
+    """Users do not change once made: the moment of creation tells them apart."""
+    return etag(moment(user.created_at))
 
 
 def get(*, session: Session, company_id: uuid.UUID, user_id: uuid.UUID) -> User:
@@ -25,7 +32,13 @@ def list_(*, session: Session, company_id: uuid.UUID, page: PageRequest) -> RawP
     return UserRepository(session, company_id).list_(page)
 
 
-def create(*, session: Session, company_id: uuid.UUID, data: UserCreate) -> User:
+def create(
+    *,
+    session: Session,
+    company_id: uuid.UUID,
+    data: UserCreate,
+    idempotency: Idempotency[User] | None = None,
+) -> User:
     repo = UserRepository(session, company_id)
     taken = Conflict(
         f"A user with the email {data.email!r} exists already.",
@@ -39,6 +52,8 @@ def create(*, session: Session, company_id: uuid.UUID, data: UserCreate) -> User
     )
     try:
         repo.add(user)
+        if idempotency is not None:
+            idempotency.record(session, user)
         session.commit()
     except IntegrityError as exc:
         session.rollback()

@@ -14,6 +14,7 @@ server with no customers, and every request it receives is recorded in ``request
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -120,13 +121,15 @@ class FakeEconomic:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # notified on every recorded request
+        self._sleepers: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self.base_url = ""  # set once the server listens
-        self.generation = 0
         self.app_secret_token = APP_SECRET_TOKEN
         self.agreement_grant_token = AGREEMENT_GRANT_TOKEN
         self._customers: list[dict[str, Any]] = []
         self._faults: list[Fault] = []
         self._requests: list[Seen] = []
+        self.drips_finished = 0  # dripping answers whose whole body was sent
         self.app = Starlette(
             routes=[
                 Route("/self", self._self, methods=["GET"]),
@@ -139,12 +142,16 @@ class FakeEconomic:
 
     def reset(self) -> None:
         with self._lock:
-            self.generation += 1  # releases any handler still sleeping for an earlier test
             self.app_secret_token = APP_SECRET_TOKEN
             self.agreement_grant_token = AGREEMENT_GRANT_TOKEN
             self._customers = []
             self._faults = []
             self._requests = []
+            self.drips_finished = 0
+            sleepers, self._sleepers = self._sleepers, set()
+        for loop, released in sleepers:  # wakes any handler still sleeping for an earlier test
+            with contextlib.suppress(RuntimeError):  # its server has stopped
+                loop.call_soon_threadsafe(released.set)
 
     def set_customers(self, customers: list[dict[str, Any]]) -> None:
         with self._lock:
@@ -168,6 +175,13 @@ class FakeEconomic:
     def customer_requests(self) -> list[Seen]:
         return [r for r in self.requests if r.path == "/customers"]
 
+    def wait_for_requests(self, count: int, path: str = "/customers", timeout: float = 20) -> bool:
+        """Until ``count`` requests to ``path`` have arrived (False after ``timeout`` seconds)."""
+        with self._arrived:
+            return self._arrived.wait_for(
+                lambda: sum(r.path == path for r in self._requests) >= count, timeout
+            )
+
     # -- the API -------------------------------------------------------------------------
 
     def _record(self, request: Request) -> None:
@@ -180,6 +194,7 @@ class FakeEconomic:
         )
         with self._lock:
             self._requests.append(seen)
+            self._arrived.notify_all()
 
     def _fault_for(self, path: str, page: int | None) -> Fault | None:
         with self._lock:
@@ -218,10 +233,16 @@ class FakeEconomic:
         )
 
     async def _sleep(self, seconds: float) -> None:
-        generation = self.generation
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and generation == self.generation:
-            await asyncio.sleep(0.02)
+        """The fault's delay: ``seconds``, or until ``reset`` ends the test it was meant for."""
+        sleeper = (asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:
+            self._sleepers.add(sleeper)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sleeper[1].wait(), seconds)
+        finally:
+            with self._lock:
+                self._sleepers.discard(sleeper)
 
     async def _answer(self, request: Request, page: int | None, body: dict[str, Any]) -> Response:
         fault = self._fault_for(request.url.path, page)
@@ -267,6 +288,7 @@ class FakeEconomic:
                             break
                         yield data[i : i + 1]
                         await sleep(seconds)
+                    self.drips_finished += 1  # the whole body went out
 
             return StreamingResponse(chunks(), media_type="application/json")
         raise AssertionError(f"unknown fault {fault.kind}")
@@ -333,6 +355,18 @@ class FakeEconomic:
         return self.error(404, "No such resource.")
 
 
+class _Server(uvicorn.Server):
+    """A uvicorn server that tells when it listens."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.up = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self.up.set()
+
+
 class LiveServer:
     """A uvicorn server on 127.0.0.1 and a free port, in a daemon thread."""
 
@@ -350,18 +384,19 @@ class LiveServer:
             timeout_graceful_shutdown=1,
             timeout_keep_alive=5,
         )
-        self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
+        self.server = _Server(config)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.server.run(sockets=[self._socket])
+        finally:
+            self.server.up.set()  # also when it failed to start: start() need not wait longer
 
     def start(self) -> None:
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake e-conomic server did not start")
-            time.sleep(0.01)
+        if not self.server.up.wait(10) or not self.server.started:
+            raise RuntimeError("the fake e-conomic server did not start")
 
     def stop(self) -> None:
         self.server.should_exit = True

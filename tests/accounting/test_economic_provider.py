@@ -33,7 +33,13 @@ TWO = RetryPolicy(
 
 
 @pytest.fixture
-def make_provider(economic: FakeEconomic) -> Iterator[object]:
+def waits() -> list[float]:
+    """The pauses between retries the providers asked for, in order; none is slept."""
+    return []
+
+
+@pytest.fixture
+def make_provider(economic: FakeEconomic, waits: list[float]) -> Iterator[object]:
     made: list[EconomicProvider] = []
 
     def make(policy: RetryPolicy = FAST, base_url: str | None = None) -> EconomicProvider:
@@ -43,6 +49,7 @@ def make_provider(economic: FakeEconomic) -> Iterator[object]:
             agreement_grant_token=AGREEMENT_GRANT_TOKEN,
             policy=policy,
             outbound=LOCAL,
+            sleep=waits.append,
         )
         made.append(provider)
         return provider
@@ -196,15 +203,14 @@ def test_check_credentials_accepts_good_tokens(economic: FakeEconomic, make_prov
 
 @pytest.mark.parametrize("status", [500, 503])
 def test_a_5xx_burst_shorter_than_the_attempts_is_retried_to_success(
-    economic: FakeEconomic, make_provider, status: int
+    economic: FakeEconomic, make_provider, waits: list[float], status: int
 ) -> None:
     economic.set_customers(many(10))
     economic.add_fault("status", status=status, times=2)
-    began = time.monotonic()
     assert len(fetch(make_provider())) == 10
-    elapsed = time.monotonic() - began
     assert len(economic.customer_requests()) == 3
-    assert elapsed < 1.5  # two waits of at most max_wait (0.3 s) each, plus the requests
+    assert len(waits) == 2
+    assert all(0 < w <= FAST.max_wait for w in waits), waits
 
 
 def test_a_5xx_burst_on_a_later_page_retries_only_that_page(
@@ -231,48 +237,49 @@ def test_a_hang_once_is_retried_to_success(economic: FakeEconomic, make_provider
     assert len(economic.customer_requests()) == 2
 
 
-def test_429_with_retry_after_seconds_is_honoured(economic: FakeEconomic, make_provider) -> None:
+def test_429_with_retry_after_seconds_is_honoured(
+    economic: FakeEconomic, make_provider, waits: list[float]
+) -> None:
     economic.set_customers(many(10))
     economic.add_fault("status", status=429, headers={"Retry-After": "1"}, times=1)
     policy = RetryPolicy(attempts=3, max_wait=5.0, initial_wait=0.05, read_timeout=0.5)
-    began = time.monotonic()
     assert len(fetch(make_provider(policy))) == 10
-    elapsed = time.monotonic() - began
-    assert 0.9 <= elapsed < 2.0, elapsed
+    assert waits == [1.0]
     assert len(economic.customer_requests()) == 2
 
 
-def test_429_retry_after_is_capped_by_max_wait(economic: FakeEconomic, make_provider) -> None:
+def test_429_retry_after_is_capped_by_max_wait(
+    economic: FakeEconomic, make_provider, waits: list[float]
+) -> None:
     economic.set_customers(many(10))
     economic.add_fault("status", status=429, headers={"Retry-After": "3600"}, times=1)
-    began = time.monotonic()
     assert len(fetch(make_provider())) == 10
-    assert time.monotonic() - began < 2.0  # max_wait is 0.3 s, not an hour
+    assert waits == [FAST.max_wait]  # 0.3 s, not an hour
     assert len(economic.customer_requests()) == 2
 
 
 def test_429_with_retry_after_as_an_http_date_is_honoured(
-    economic: FakeEconomic, make_provider
+    economic: FakeEconomic, make_provider, waits: list[float]
 ) -> None:
     economic.set_customers(many(10))
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)
     economic.add_fault("status", status=429, headers={"Retry-After": when}, times=1)
     policy = RetryPolicy(attempts=3, max_wait=5.0, initial_wait=0.05, read_timeout=0.5)
-    began = time.monotonic()
     assert len(fetch(make_provider(policy))) == 10
-    elapsed = time.monotonic() - began
     # An HTTP date has whole seconds: two seconds from now is one to two seconds away.
-    assert 0.8 <= elapsed < 3.0, elapsed
+    assert len(waits) == 1
+    assert 0.8 <= waits[0] <= 2.0, waits
     assert len(economic.customer_requests()) == 2
 
 
-def test_429_with_an_http_date_is_capped_by_max_wait(economic: FakeEconomic, make_provider) -> None:
+def test_429_with_an_http_date_is_capped_by_max_wait(
+    economic: FakeEconomic, make_provider, waits: list[float]
+) -> None:
     economic.set_customers(many(10))
     when = format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
     economic.add_fault("status", status=429, headers={"Retry-After": when}, times=1)
-    began = time.monotonic()
     assert len(fetch(make_provider())) == 10
-    assert time.monotonic() - began < 2.0  # max_wait is 0.3 s, not an hour
+    assert waits == [FAST.max_wait]  # 0.3 s, not an hour
 
 
 # -- failures that end the refresh ------------------------------------------------------------
@@ -325,24 +332,23 @@ def test_4xx_is_upstream_rejected_request_without_retry(
 
 
 def test_5xx_forever_fails_after_exactly_the_attempts(
-    economic: FakeEconomic, make_provider
+    economic: FakeEconomic, make_provider, waits: list[float]
 ) -> None:
     economic.add_fault("status", status=503)
-    began = time.monotonic()
     fails(make_provider(), "upstream_error")
     assert len(economic.requests) == FAST.attempts
-    assert time.monotonic() - began < 2.0
+    assert len(waits) == FAST.attempts - 1
+    assert all(0 < w <= FAST.max_wait for w in waits), waits
 
 
 def test_429_forever_fails_as_rate_limited_after_the_attempts(
-    economic: FakeEconomic, make_provider
+    economic: FakeEconomic, make_provider, waits: list[float]
 ) -> None:
     economic.add_fault("status", status=429, headers={"Retry-After": "1"})
-    began = time.monotonic()
     fails(make_provider(), "rate_limited")
     assert len(economic.requests) == FAST.attempts
     # Each wait is capped at max_wait (0.3 s).
-    assert time.monotonic() - began < 2.0
+    assert waits == [FAST.max_wait] * (FAST.attempts - 1)
 
 
 def test_a_hang_forever_is_upstream_timeout_in_a_bounded_time(

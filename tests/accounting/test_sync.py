@@ -420,14 +420,13 @@ def test_an_answer_that_drips_slowly_cannot_stretch_the_run(
     short_run_api: Api, connected: FakeEconomic, synced_once: dict[str, Any]
 ) -> None:
     """Every byte comes within the read timeout (0.5 s), yet the answer takes 3.5 s: the run
-    must still end near accounting_run_timeout (0.6 s), not when the server is done."""
+    must end on accounting_run_timeout (0.6 s), not when the server is done (no wall-clock
+    assertion: the server tells whether it got to the end of its body first)."""
     connected.add_fault("drip", seconds=0.1, total=3.5, page=0)
-    began = time.monotonic()
     _, run = start_sync(short_run_api)
-    elapsed = time.monotonic() - began
+    assert connected.drips_finished == 0, "the run waited for the whole dripping answer"
     assert run["status"] == "failed"
     assert run["error"]["code"] in ("run_timeout", "upstream_timeout")
-    assert elapsed < 2.5, f"the run lasted {elapsed:.1f} s with a 0.6 s run timeout"
     assert _stored(short_run_api, synced_once["numbers"]) == synced_once["before"]
 
 

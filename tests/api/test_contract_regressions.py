@@ -11,7 +11,7 @@ from tests.conftest import Api, assert_problem
 def test_405_lists_every_method_of_the_path(api: Api) -> None:
     r = api.request("OPTIONS", "/api/v1/partners/1")
     assert_problem(r, 405, "method_not_allowed")
-    assert r.headers["Allow"] == "DELETE, GET, PATCH"
+    assert r.headers["Allow"] == "DELETE, GET, HEAD, PATCH"
 
 
 def test_a_body_that_is_not_utf8_is_422_invalid_json(api: Api) -> None:

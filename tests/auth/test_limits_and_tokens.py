@@ -28,6 +28,8 @@ from tests.conftest import IN_CI, RollbackDatabase, assert_problem
 from tests.factories import Tenant, make_tenant
 
 
+# Limits per day in these tests: the sliding window weighs the previous window's count, so a
+# test whose requests straddle the window's boundary would see a lower count.
 def _client(settings: Settings, db: RollbackDatabase, **overrides: Any) -> TestClient:
     return TestClient(
         create_app(settings.model_copy(update=overrides), database=db),
@@ -45,7 +47,7 @@ def _me(client: TestClient, token: str) -> Any:
 def test_the_company_limit_counts_every_token_of_the_company(
     settings: Settings, db: RollbackDatabase, tenant: Tenant, other_tenant: Tenant
 ) -> None:
-    client = _client(settings, db, rate_limit="100/minute", rate_limit_company="4/minute")
+    client = _client(settings, db, rate_limit="100/day", rate_limit_company="4/day")
     codes = [_me(client, tenant.tokens[scope]).status_code for scope in ("read", "write") * 2]
     assert codes == [200, 200, 200, 200]
     r = _me(client, tenant.tokens["admin"])  # a third token of the same company
@@ -58,7 +60,7 @@ def test_the_company_limit_counts_every_token_of_the_company(
 def test_minting_tokens_does_not_raise_the_company_limit(
     settings: Settings, db: RollbackDatabase, tenant: Tenant
 ) -> None:
-    client = _client(settings, db, rate_limit="100/minute", rate_limit_company="6/minute")
+    client = _client(settings, db, rate_limit="100/day", rate_limit_company="6/day")
     admin = {"Authorization": f"Bearer {tenant.tokens['admin']}"}
     minted = [
         client.post("/api/v1/tokens", json={"scope": "read"}, headers=admin).json()["token"]
@@ -74,7 +76,7 @@ def test_minting_tokens_does_not_raise_the_company_limit(
 def test_failed_authentication_is_limited_per_address_before_any_query(
     settings: Settings, db: RollbackDatabase, tenant: Tenant
 ) -> None:
-    client = _client(settings, db, rate_limit_auth_failures="3/minute")
+    client = _client(settings, db, rate_limit_auth_failures="3/day")
     assert _me(client, "crm_wrong").status_code == 401
     assert client.get("/api/v1/me").status_code == 401  # no token counts too
     assert _me(client, "crm_wrong_again").status_code == 401
@@ -98,7 +100,7 @@ def test_failed_authentication_is_limited_per_address_before_any_query(
 def test_successful_requests_do_not_count_as_failures(
     settings: Settings, db: RollbackDatabase, tenant: Tenant
 ) -> None:
-    client = _client(settings, db, rate_limit_auth_failures="2/minute")
+    client = _client(settings, db, rate_limit_auth_failures="2/day")
     assert {_me(client, tenant.tokens["read"]).status_code for _ in range(10)} == {200}
     assert _me(client, "crm_wrong").status_code == 401
 
@@ -164,8 +166,8 @@ def test_two_processes_share_the_token_and_company_limits_through_redis(
 ) -> None:
     """Two app instances stand for two server processes: each has its own limiter."""
     shared = {"redis_url": private_redis.url, "redis_key_prefix": uuid.uuid4().hex}
-    first = _client(settings, db, rate_limit="4/minute", **shared)
-    second = _client(settings, db, rate_limit="4/minute", **shared)
+    first = _client(settings, db, rate_limit="4/day", **shared)
+    second = _client(settings, db, rate_limit="4/day", **shared)
     token = tenant.tokens["read"]
     codes = [
         (first if i % 2 else second)
@@ -187,7 +189,7 @@ def test_redis_killed_mid_traffic_degrades_to_per_process_limits(
     client = _client(
         settings,
         db,
-        rate_limit="5/minute",
+        rate_limit="5/day",
         redis_url=private_redis.url,
         redis_key_prefix=uuid.uuid4().hex,
     )
@@ -318,3 +320,12 @@ def test_each_demo_run_replaces_the_previous_demo_token(session: Session) -> Non
     assert first != second
     names = session.scalars(select(ApiToken.name).where(ApiToken.name == "demo")).all()
     assert names == ["demo"]
+
+
+def test_a_write_records_its_token_use_with_its_change(client: TestClient, tenant: Tenant) -> None:
+    write = {"Authorization": f"Bearer {tenant.tokens['write']}"}
+    assert client.post("/api/v1/tags", json={"name": "Organic"}, headers=write).status_code == 201
+    listed = client.get("/api/v1/tokens", headers=_admin(tenant)).json()["items"]
+    used = {t["scope"]: t["last_used_at"] for t in listed}
+    assert used["write"] is not None
+    assert used["read"] is None

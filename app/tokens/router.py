@@ -1,4 +1,4 @@
-"""Token routes and ``/me``."""
+"""Token routes and ``/me`` (what the calling token is)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from app.auth import service
 from app.auth.dependencies import Admin, Reader, SessionDep
-from app.auth.schemas import CompanyRef, MeRead, TokenCreate, TokenCreated, TokenRead
 from app.core.errors import problem_responses
 from app.core.http import cached_json_response, json_response, links, location
-from app.core.pagination import Page, PageRequest, page_params, page_response
+from app.core.pagination import Page, PageRequest, list_params, page_response
 from app.models import ApiToken, User
 from app.models.enums import Scope
+from app.tokens import service
+from app.tokens.repository import TOKEN_SORTING
+from app.tokens.schemas import CompanyRef, MeRead, TokenCreate, TokenCreated, TokenRead
 from app.users.schemas import UserRead, UserRef
 
-router = APIRouter(prefix="/api/v1", tags=["auth"])
+router = APIRouter(prefix="/api/v1", tags=["tokens"])
 
 
 def _read(token: ApiToken, user: User) -> dict[str, object]:
@@ -34,7 +35,11 @@ def _read(token: ApiToken, user: User) -> dict[str, object]:
 
 
 @router.get(
-    "/me", response_model=MeRead, operation_id="get_me", responses=problem_responses(401, 403)
+    "/me",
+    response_model=MeRead,
+    operation_id="get_me",
+    tags=["auth"],
+    responses=problem_responses(401, 403),
 )
 def get_me(principal: Reader) -> Response:
     return json_response(
@@ -48,16 +53,16 @@ def get_me(principal: Reader) -> Response:
     )
 
 
+TokenList = Annotated[PageRequest[None], Depends(list_params(TOKEN_SORTING))]
+
+
 @router.get(
     "/tokens",
     response_model=Page[TokenRead],
     operation_id="list_tokens",
-    tags=["tokens"],
     responses=problem_responses(401, 403, 422),
 )
-def list_tokens(
-    principal: Admin, session: SessionDep, page: Annotated[PageRequest, Depends(page_params)]
-) -> Response:
+def list_tokens(principal: Admin, session: SessionDep, page: TokenList) -> Response:
     result = service.list_(session=session, company_id=principal.company_id, page=page)
     return page_response(result, [TokenRead(**_read(t, u)) for t, u in result.rows])
 
@@ -67,7 +72,6 @@ def list_tokens(
     status_code=201,
     response_model=TokenCreated,
     operation_id="create_token",
-    tags=["tokens"],
     responses={
         201: links("token_id", "id", "get_token", "delete_token"),
         **problem_responses(401, 403, 409, 413, 422),
@@ -101,14 +105,13 @@ def create_token(
     "/tokens/{token_id}",
     response_model=TokenRead,
     operation_id="get_token",
-    tags=["tokens"],
     responses=problem_responses(304, 401, 403, 404, 422),
 )
 def get_token(
     request: Request, principal: Admin, session: SessionDep, token_id: uuid.UUID
 ) -> Response:
     token, user = service.get(session=session, company_id=principal.company_id, token_id=token_id)
-    return cached_json_response(request, TokenRead(**_read(token, user)))
+    return cached_json_response(request, TokenRead(**_read(token, user)), service.etag_of(token))
 
 
 @router.delete(
@@ -116,7 +119,6 @@ def get_token(
     status_code=204,
     response_class=Response,
     operation_id="delete_token",
-    tags=["tokens"],
     responses=problem_responses(401, 403, 404, 422),
 )
 def delete_token(principal: Admin, session: SessionDep, token_id: uuid.UUID) -> Response:

@@ -8,14 +8,15 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from app.auth.repository import TokenRepository
 from app.auth.tokens import display_prefix, hash_secret, new_secret
 from app.companies import repository as companies
 from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from app.core.etags import etag, moment
 from app.core.pagination import PageRequest, RawPage
 from app.db.base import utcnow
 from app.models import ApiToken, User
 from app.models.enums import Scope
+from app.tokens.repository import TokenRepository
 from app.users.repository import UserRepository
 
 
@@ -68,6 +69,11 @@ def create(
     repo.add(token)
     session.commit()
     return IssuedToken(token=token, user=user, secret=secret)
+
+
+def etag_of(token: ApiToken) -> str:
+    """A token changes only by being used."""
+    return etag(moment(token.created_at), moment(token.last_used_at))
 
 
 def list_(
