@@ -44,7 +44,10 @@ def test_two_simultaneous_sync_requests_start_one_run(
     committed_tenant: Tenant,
     economic: FakeEconomic,
 ) -> None:
-    app = create_app(accounting_settings, database=committed_db)
+    # A read timeout far above the pages' delay: on a machine busy with parallel test workers a
+    # 0.3 s page can take over the usual 0.5 s, and a retried page would count twice below.
+    patient = accounting_settings.model_copy(update={"accounting_read_timeout": 5.0})
+    app = create_app(patient, database=committed_db)
     with (
         TestClient(app, raise_server_exceptions=False) as first,
         TestClient(app, raise_server_exceptions=False) as second,
@@ -53,7 +56,7 @@ def test_two_simultaneous_sync_requests_start_one_run(
         connect(setup, economic)
         number = create_partner(setup, accounting_ref="10000")["number"]
         economic.set_customers([customer(n, Decimal(n) / 100) for n in range(10_000, 12_500)])
-        # 0.3 s a page (within the 0.5 s read timeout): the first run lasts about a second.
+        # 0.3 s a page (within the read timeout): the first run lasts about a second.
         for page in (0, 1, 2):
             economic.add_fault("delay", seconds=0.3, page=page)
 

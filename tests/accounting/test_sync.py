@@ -195,7 +195,10 @@ def test_thousands_of_customers_across_pages(
         0,
         3450,
     )
-    assert [r.query["skippages"] for r in connected.customer_requests()] == ["0", "1", "2", "3"]
+    # Every page, in order (a page that answered slower than the 0.5 s read timeout on a
+    # loaded machine is asked for again: a retry, not another page).
+    asked = [r.query["skippages"] for r in connected.customer_requests()]
+    assert [p for i, p in enumerate(asked) if i == 0 or asked[i - 1] != p] == ["0", "1", "2", "3"]
     for number, c in zip(numbers, picked, strict=True):
         assert get_partner(api, number)["debtor_balance"] == f"{c['balance']:.2f}"
 
