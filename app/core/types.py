@@ -21,6 +21,7 @@ from pydantic import (
     StringConstraints,
     WithJsonSchema,
 )
+from pydantic_core import PydanticCustomError
 
 from app.core.money import CENT, MONEY_MAX_DIGITS, format_money
 
@@ -119,7 +120,23 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 # Dates and times as ISO 8601 text only (not numbers taken as timestamps).
 IsoDate = Annotated[date, _iso_only("date, YYYY-MM-DD", _ISO_DATE)]
-IsoDateTime = Annotated[AwareDatetime, _iso_only("date-time with a time zone", _ISO_DATETIME)]
+
+
+def _in_utc(value: datetime) -> datetime:
+    # 0001-01-01T00:00+00:04 is valid text but no instant a datetime can hold in UTC.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError(
+            "datetime_out_of_range", "is out of range once converted to UTC"
+        ) from None
+
+
+IsoDateTime = Annotated[
+    AwareDatetime,
+    _iso_only("date-time with a time zone", _ISO_DATETIME),
+    AfterValidator(_in_utc),
+]
 
 
 def _strict_bool(value: Any) -> Any:

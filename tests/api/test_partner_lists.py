@@ -312,6 +312,22 @@ def test_updated_since_without_time_zone_is_422(api: Api, value: str) -> None:
     assert_loc(body, "query", "updated_since")
 
 
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (PARTNERS, "0001-01-01T00:00:00+00:04"),
+        ("/api/v1/sales-orders", "0001-01-01T00:00:00+00:04"),
+        ("/api/v1/crm/overview", "9999-12-31T23:59:59-00:04"),
+        ("/api/v1/crm/overview.csv", "9999-12-31T23:59:59-00:04"),
+    ],
+)
+def test_updated_since_beyond_the_range_of_utc_is_422(api: Api, path: str, value: str) -> None:
+    """Valid text, but no instant once converted to UTC: a 422 naming the field, not a 500."""
+    body = assert_problem(api.get(path, params={"updated_since": value}), 422)
+    assert_loc(body, "query", "updated_since")
+    assert [e["code"] for e in body["errors"]] == ["datetime_out_of_range"]
+
+
 def test_filters_combine_with_and(api: Api) -> None:
     create_partner(api, country="DK", customer_stage="lead")
     create_partner(api, country="SE", customer_stage="lead")
