@@ -62,6 +62,8 @@ class AccountingRepository:
             self.session.execute(
                 select(
                     Partner.id,
+                    Partner.number,
+                    Partner.version,
                     Partner.accounting_ref,
                     Partner.debtor_balance,
                     Partner.credit_limit,

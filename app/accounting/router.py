@@ -49,22 +49,7 @@ def _connection(connection: AccountingConnection, settings: Settings) -> Connect
 
 
 def run_read(run: SyncRun) -> SyncRunRead:
-    return SyncRunRead.model_validate(
-        {
-            "id": run.id,
-            "status": run.status,
-            "trigger": run.trigger,
-            "started_at": run.started_at,
-            "finished_at": run.finished_at,
-            "fetched": run.fetched,
-            "updated": run.updated,
-            "unchanged": run.unchanged,
-            "unmatched": run.unmatched,
-            "error": {"code": run.error_code, "message": run.error_message or ""}
-            if run.error_code
-            else None,
-        }
-    )
+    return SyncRunRead.of(run)
 
 
 @router.get(

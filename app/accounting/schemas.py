@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from app.core.schemas import RequestModel, ResponseModel
 from app.core.types import IsoDateTime, MoneyIn, Ref50, StrictBool, UTCDateTime, WebUrl
+from app.models import SyncRun
 from app.models.enums import AccountingProviderName, SyncRunStatus, SyncTrigger
 
 Secret = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[\x21-\x7e]+$")]
@@ -54,6 +55,25 @@ class SyncRunRead(ResponseModel):
     unchanged: int
     unmatched: int = Field(description="Remote customers that match no partner's accounting_ref")
     error: SyncError | None
+
+    @classmethod
+    def of(cls, run: SyncRun) -> SyncRunRead:
+        return cls.model_validate(
+            {
+                "id": run.id,
+                "status": run.status,
+                "trigger": run.trigger,
+                "started_at": run.started_at,
+                "finished_at": run.finished_at,
+                "fetched": run.fetched,
+                "updated": run.updated,
+                "unchanged": run.unchanged,
+                "unmatched": run.unmatched,
+                "error": {"code": run.error_code, "message": run.error_message or ""}
+                if run.error_code
+                else None,
+            }
+        )
 
 
 class BalanceIn(RequestModel):

@@ -27,16 +27,19 @@ from app.accounting import secrets
 from app.accounting.providers import economic
 from app.accounting.providers.base import AccountingProvider, ProviderError, RetryPolicy
 from app.accounting.repository import AccountingRepository
-from app.accounting.schemas import BalancePush, BalancePushResult, ConnectionPut
+from app.accounting.schemas import BalancePush, BalancePushResult, ConnectionPut, SyncRunRead
 from app.core.config import Settings
 from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from app.core.outbound import DestinationNotAllowed, OutboundPolicy
 from app.core.pagination import PageRequest, RawPage
 from app.db.base import utcnow
 from app.db.session import Database
+from app.events import outbox
+from app.events.types import EventType
 from app.idempotency.service import Idempotency
 from app.models import AccountingConnection, Company, SyncRun
 from app.models.enums import AccountingProviderName, SyncRunStatus
+from app.partners import events as partner_events
 from app.partners.credit import is_exceeded
 
 log = structlog.get_logger("crm.accounting")
@@ -182,6 +185,16 @@ def _runner_alive(runner: str) -> bool:
     return True
 
 
+def _ended(session: Session, run: SyncRun) -> None:
+    """The event of a refresh that ended (its transaction commits it)."""
+    kind = (
+        EventType.accounting_sync_succeeded
+        if run.status == SyncRunStatus.succeeded.value
+        else EventType.accounting_sync_failed
+    )
+    outbox.emit(session, run.company_id, kind, SyncRunRead.of(run).model_dump(mode="json"))
+
+
 def mark_abandoned(session: Session, company_id: uuid.UUID, settings: Settings) -> int:
     """Fail runs whose process is gone or whose heartbeat stopped; returns how many."""
     cutoff = utcnow() - timedelta(seconds=settings.accounting_heartbeat_timeout)
@@ -192,6 +205,7 @@ def mark_abandoned(session: Session, company_id: uuid.UUID, settings: Settings) 
             run.finished_at = utcnow()
             run.error_code = "run_abandoned"
             run.error_message = "The process running this refresh stopped before it finished."
+            _ended(session, run)
             count += 1
     if count:
         session.commit()
@@ -247,6 +261,7 @@ def apply_balances(
     refs = list(balances) if len(balances) <= PUSH_LOCK_LIMIT else None
     partners = {p.accounting_ref: p for p in repo.partners_with_refs(refs)}
     rows = []
+    touched = []
     updated = unchanged = 0
     unmatched: list[str] = []
     for ref, balance in balances.items():
@@ -270,6 +285,9 @@ def apply_balances(
         rows.append(
             {"pid": partner.id, "balance": balance, "exceeded": exceeded, "changed": changed}
         )
+        if changed:  # the sync time moving alone is no change a client of the events sees
+            touched.append(partner)
+    partner_events.touched(session, company.id, touched)
     repo.write_balances(rows, synced_at)
     return Applied(updated=updated, unchanged=unchanged, unmatched_refs=sorted(unmatched))
 
@@ -301,6 +319,7 @@ def _finish(
         if error:
             run.error_code = error.code
             run.error_message = error.message[:1000]
+        _ended(session, run)
         session.commit()
 
 
@@ -363,6 +382,7 @@ def execute_run(
             run.unchanged = applied.unchanged
             run.unmatched = len(applied.unmatched_refs)
             run.finished_at = utcnow()
+            _ended(session, run)
             session.commit()
         if progress:
             progress(len(fetched))

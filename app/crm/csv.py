@@ -9,7 +9,7 @@ import io
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from app.crm.columns import OVERVIEW_COLUMNS
+from app.partners.overview import OVERVIEW_COLUMNS
 
 BOM = "\ufeff"
 HEADER = [column.name for column in OVERVIEW_COLUMNS]

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from app.core.money import quantize_money
 from app.core.pagination import PageRequest, RawPage, Sorting, iterate, paginate
-from app.crm.columns import OVERVIEW_COLUMNS
 from app.models import Partner
+from app.partners.overview import OVERVIEW_COLUMNS, overview_select
 from app.partners.repository import PARTNER_NUMBER, filter_conditions
 from app.partners.schemas import PartnerFilter
 
@@ -34,12 +34,7 @@ class OverviewRepository:
 
     def select_rows(self, f: PartnerFilter) -> Any:
         """The overview rows matching ``f``, unordered: the base of every page."""
-        dialect = self.session.get_bind().dialect.name
-        return (
-            select(*(expr for column in OVERVIEW_COLUMNS for expr in column.sql(dialect)))
-            .where(Partner.company_id == self.company_id, Partner.customer_stage.is_not(None))
-            .where(*filter_conditions(self.company_id, f))
-        )
+        return overview_select(self.session.get_bind().dialect.name, self.company_id, f)
 
     def page(self, f: PartnerFilter, page: PageRequest) -> RawPage[Any]:
         return paginate(self.session, self.select_rows(f), sorting=OVERVIEW_SORTING, request=page)

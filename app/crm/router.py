@@ -17,9 +17,10 @@ from app.core.types import StrictBool
 from app.crm import service
 from app.crm.csv import stream_csv
 from app.crm.repository import OVERVIEW_SORTING
-from app.crm.schemas import OverviewRow, Summary
+from app.crm.schemas import Summary
 from app.db.session import Database
 from app.partners.filters import Filters, partner_filters
+from app.partners.overview import OverviewRow
 from app.partners.schemas import PartnerFilter
 
 router = APIRouter(prefix="/api/v1/crm", tags=["crm"])

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import Field, create_model
+from pydantic import Field
 
 from app.core.schemas import ResponseModel
 from app.core.types import Money
-from app.crm.columns import OVERVIEW_COLUMNS
 from app.models.enums import CustomerStage
-
-# One overview row: a field per column, in column order (the columns are declared once, in
-# ``app.crm.columns``).
-_ROW_FIELDS: dict[str, Any] = {column.name: (column.type, ...) for column in OVERVIEW_COLUMNS}
-OverviewRow = create_model(
-    "OverviewRow", __base__=ResponseModel, __module__=__name__, **_ROW_FIELDS
-)
 
 
 class StageSummary(ResponseModel):

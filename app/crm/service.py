@@ -6,21 +6,17 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from app.auth.dependencies import Principal
 from app.core.pagination import PageRequest, RawPage
-from app.crm.columns import OVERVIEW_COLUMNS
 from app.crm.repository import OverviewRepository, money
-from app.crm.schemas import OverviewRow, StageSummary, Summary
+from app.crm.schemas import StageSummary, Summary
 from app.models.enums import STAGE_ORDER
+from app.partners.overview import row_of
 from app.partners.schemas import PartnerFilter
 
-
-def row_of(row: Any) -> BaseModel:
-    """An overview row from a result row, without validation: the database is the source."""
-    return OverviewRow.model_construct(**{c.name: c.json(row) for c in OVERVIEW_COLUMNS})
+__all__ = ["all_rows", "overview", "row_of", "summary"]
 
 
 def overview(

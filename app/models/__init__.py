@@ -2,6 +2,7 @@
 
 from app.models.accounting import AccountingConnection, SyncRun
 from app.models.company import Company, NumberSequence
+from app.models.event import Event, Webhook, WebhookDelivery
 from app.models.idempotency import IdempotencyKey
 from app.models.partner import Partner, PartnerLocation, PartnerTag, StageChange
 from app.models.sales_order import SalesOrder, SalesOrderLine
@@ -12,6 +13,7 @@ __all__ = [
     "AccountingConnection",
     "ApiToken",
     "Company",
+    "Event",
     "IdempotencyKey",
     "NumberSequence",
     "Partner",
@@ -23,4 +25,6 @@ __all__ = [
     "SyncRun",
     "Tag",
     "User",
+    "Webhook",
+    "WebhookDelivery",
 ]

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from app.models import NumberSequence
 
-SEQUENCE_KINDS = ("partner", "sales_order")
+# "event" numbers the company's events (app.events.outbox).
+SEQUENCE_KINDS = ("partner", "sales_order", "event")
 
 
 def add_sequences(session: Session, company_id: uuid.UUID) -> None:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Response
 
 from app.core.http import json_response
 from app.core.pagination import Page
-from app.crm.schemas import OverviewRow
+from app.partners.overview import OverviewRow
 from app.users.schemas import UserRef
 
 router = APIRouter(include_in_schema=False)

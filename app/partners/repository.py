@@ -139,6 +139,16 @@ class PartnerRepository:
             stmt = stmt.with_for_update(of=Partner)
         return self.session.scalar(stmt)
 
+    def get_many(self, numbers: list[int]) -> list[Partner]:
+        """These partners as they read now (read again, not taken from the session)."""
+        stmt = (
+            self._select()
+            .where(Partner.number.in_(numbers))
+            .order_by(Partner.number)
+            .execution_options(populate_existing=True)
+        )
+        return list(self.session.scalars(stmt))
+
     def get_by_id(self, partner_id: uuid.UUID, *, for_update: bool = False) -> Partner | None:
         stmt = (
             self._select().where(Partner.id == partner_id).execution_options(populate_existing=True)

@@ -18,7 +18,7 @@ from app.idempotency.service import Idempotency
 from app.models import Partner, StageChange
 from app.models.enums import StageChangeReason
 from app.numbers.repository import next_number
-from app.partners import credit
+from app.partners import credit, events
 from app.partners.repository import PartnerRepository
 from app.partners.schemas import (
     LocationIn,
@@ -146,6 +146,7 @@ def create(
     partner.locations = location_rows(principal.company_id, data.locations)
     try:
         repo.add(partner)
+        events.touched(session, principal.company_id, [partner], created=True)
         repo.replace_tags(partner, tag_ids)
         change_stage(
             session=session,
@@ -179,6 +180,7 @@ def update(
     if partner is None:
         raise _not_found(number)
     check_if_match(if_match, etag_of(partner))
+    events.touched(session, principal.company_id, [partner])
     changes: dict[str, Any] = data.model_dump(
         exclude_unset=True, exclude={"tags", "locations", "customer_stage"}
     )
@@ -229,6 +231,7 @@ def delete(*, session: Session, principal: Principal, number: int, if_match: str
     check_if_match(if_match, etag_of(partner))
     try:
         repo.delete(partner)
+        events.deleted(session, principal.company_id, number)
         session.commit()
     except IntegrityError as exc:
         # Sales orders reference their partner without ON DELETE: the database refuses.

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Partner
 from app.models.enums import CustomerStage, StageChangeReason
+from app.partners import events
 from app.partners.repository import PartnerRepository, StageRow
 
 __all__ = ["StageRow", "change_stage"]
@@ -30,13 +31,22 @@ def change_stage(
 ) -> list[StageRow]:
     """Set ``stage`` on these partners (the caller holds their locks); returns those whose
     stage changed. Set-based: one UPDATE and one INSERT of history per chunk, whatever the
-    count."""
+    count; and their events (``partner.stage_changed`` and ``partner.updated``)."""
     session.flush()  # pending changes first: their versions are the ones to build on
     rows = [p if isinstance(p, StageRow) else StageRow.of(p) for p in partners]
     value = stage.value if stage is not None else None
     changing = [r for r in rows if r.customer_stage != value]
     if changing:
-        PartnerRepository(session, company_id).set_stage(
-            changing, stage=value, reason=reason.value, actor_id=actor_id, at=at
+        repo = PartnerRepository(session, company_id)
+        events.touched(session, company_id, changing, credit_may_change=False)
+        repo.set_stage(changing, stage=value, reason=reason.value, actor_id=actor_id, at=at)
+        name = repo.owner_name(actor_id) if actor_id is not None else None
+        events.stage_changed(
+            session,
+            company_id,
+            [(r.number, r.customer_stage) for r in changing],
+            stage=value,
+            reason=reason.value,
+            changed_by={"id": str(actor_id), "name": name} if actor_id is not None else None,
         )
     return changing

@@ -24,6 +24,8 @@ from app.core.pagination import PageRequest, RawPage
 from app.core.types import MONEY_LIMIT
 from app.db.base import utcnow
 from app.db.session import Database
+from app.events import outbox
+from app.events.types import EventType
 from app.idempotency.service import Idempotency
 from app.models import Company, Partner, SalesOrder, SalesOrderLine
 from app.models.enums import (
@@ -35,6 +37,7 @@ from app.models.enums import (
 )
 from app.numbers.repository import next_number
 from app.partners import credit
+from app.partners import events as partner_events
 from app.partners.repository import PartnerRepository
 from app.partners.service import check_owner
 from app.partners.stages import change_stage
@@ -191,6 +194,21 @@ def _not_found(number: int) -> NotFound:
     return NotFound(f"Sales order {number} does not exist.", code="sales_order_not_found")
 
 
+def _changed(
+    session: Session, principal: Principal, orders: SalesOrderRepository, number: int, kind: str
+) -> SalesOrder:
+    """The order as it reads now, and its event (``sales_order.<kind>``)."""
+    order = orders.get(number)
+    assert order is not None
+    outbox.emit(
+        session,
+        principal.company_id,
+        EventType(f"sales_order.{kind}"),
+        read(order, principal.company.base_currency).model_dump(mode="json"),
+    )
+    return order
+
+
 def _refresh_partner(
     session: Session, partner: Partner, orders: SalesOrderRepository, credit_check: str
 ) -> None:
@@ -216,6 +234,7 @@ def _lock_partner_of(session: Session, principal: Principal, number: int) -> Par
     )
     if partner is None:  # pragma: no cover - the foreign key makes this impossible
         raise _not_found(number)
+    partner_events.touched(session, principal.company_id, [partner])
     return partner
 
 
@@ -249,6 +268,7 @@ def create(
             errors=[FieldError(("body", "partner_number"), "no such partner", "unknown_partner")],
         )
     check_owner(partners, data.owner_id)
+    partner_events.touched(session, principal.company_id, [partner])
     company = principal.company
     if (
         partner.credit_limit_exceeded
@@ -297,8 +317,7 @@ def create(
         at=now,
     )
     _refresh_partner(session, partner, orders, principal.company.credit_check)
-    created = orders.get(order.number)
-    assert created is not None
+    created = _changed(session, principal, orders, order.number, "created")
     if idempotency is not None:
         idempotency.record(session, created)
     session.commit()
@@ -351,9 +370,8 @@ def update(
     order.total_base = base_total(order.total, rate)
     order.updated_at = utcnow()
     _refresh_partner(session, partner, orders, principal.company.credit_check)
+    updated = _changed(session, principal, orders, number, "updated")
     session.commit()
-    updated = orders.get(number)
-    assert updated is not None
     return updated
 
 
@@ -375,9 +393,8 @@ def transition(*, session: Session, principal: Principal, number: int, action: s
     order.updated_at = now
     setattr(order, f"{target.value}_at", now)
     _refresh_partner(session, partner, orders, principal.company.credit_check)
+    done = _changed(session, principal, orders, number, target.value)
     session.commit()
-    done = orders.get(number)
-    assert done is not None
     return done
 
 

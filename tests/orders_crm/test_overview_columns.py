@@ -3,11 +3,10 @@ header, the sorts and the sort indexes all follow that one list."""
 
 from __future__ import annotations
 
-from app.crm.columns import OVERVIEW_COLUMNS
 from app.crm.csv import HEADER
 from app.crm.repository import OVERVIEW_SORTING
-from app.crm.schemas import OverviewRow
 from app.models.partner import OVERVIEW_SORT_COLUMNS
+from app.partners.overview import OVERVIEW_COLUMNS, OverviewRow
 
 NAMES = [column.name for column in OVERVIEW_COLUMNS]
 

@@ -1,8 +1,9 @@
-"""The CRM overview's columns, declared once, in order.
+"""The CRM overview's columns, declared once, in order: the overview is a view of partners
+(the ``crm`` domain serves it; the partner events render its rows too).
 
 Each column has its name (the JSON field and the CSV header), its JSON type, the SQL it reads,
 how a result row renders as its JSON value and as its CSV cell, and its sort when it has one.
-The row schema (``OverviewRow``), the statement (``OverviewRepository.select_rows``), the JSON
+The row schema (``OverviewRow``), the statement (``overview_select``), the JSON
 rows, the CSV header and cells, and the sorts (``OVERVIEW_SORTING``) are all made from this
 list: a new column is one entry here (plus, if it sorts, its index: ``OVERVIEW_SORT_COLUMNS``
 of the model).
@@ -17,14 +18,17 @@ from decimal import Decimal
 from operator import attrgetter
 from typing import Any
 
+from pydantic import BaseModel, create_model
 from sqlalchemy import func, literal, select
 
 from app.core.money import format_money
 from app.core.pagination import SortField
+from app.core.schemas import ResponseModel
 from app.core.types import Money, UTCDateTime, format_utc
 from app.models import Partner, PartnerTag, Tag
 from app.models.enums import CustomerStage
-from app.partners.repository import PARTNER_NUMBER
+from app.partners.repository import PARTNER_NUMBER, filter_conditions
+from app.partners.schemas import PartnerFilter
 from app.users.schemas import UserRef
 
 TAG_SEPARATOR = "\x1f"  # tag names cannot contain control characters
@@ -159,3 +163,24 @@ OVERVIEW_COLUMNS: tuple[Column, ...] = (
         sort=SortField.of(Partner.stage_rank, nullable=False),
     ),
 )
+
+
+# One overview row: a field per column, in column order.
+_ROW_FIELDS: dict[str, Any] = {column.name: (column.type, ...) for column in OVERVIEW_COLUMNS}
+OverviewRow = create_model(
+    "OverviewRow", __base__=ResponseModel, __module__=__name__, **_ROW_FIELDS
+)
+
+
+def overview_select(dialect: str, company_id: Any, f: PartnerFilter | None = None) -> Any:
+    """The overview rows of the company (those matching ``f``), unordered: the base of every
+    page, export and partner event that carries a row."""
+    stmt = select(*(expr for column in OVERVIEW_COLUMNS for expr in column.sql(dialect))).where(
+        Partner.company_id == company_id, Partner.customer_stage.is_not(None)
+    )
+    return stmt.where(*filter_conditions(company_id, f)) if f is not None else stmt
+
+
+def row_of(row: Row) -> BaseModel:
+    """An overview row from a result row, without validation: the database is the source."""
+    return OverviewRow.model_construct(**{c.name: c.json(row) for c in OVERVIEW_COLUMNS})

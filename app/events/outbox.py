@@ -1,0 +1,137 @@
+"""The outbox: every change writes its events in its own transaction, so an event exists if and
+only if its change was committed.
+
+Services say what happened (``emit``), or register a producer that renders its events from
+the final state just before the commit (``defer``: e.g. one ``partner.updated`` per partner
+touched, however often it changed). Nothing is written until the session commits: a
+``before_commit`` hook renders the producers, numbers the events and inserts them, all inside
+the transaction being committed; a rollback drops what was pending.
+
+Why the feed has no gaps (``app.events.feed`` relies on this): the events of a transaction
+are numbered from the company's ``event`` counter (``number_sequences``) with one
+``UPDATE ... SET last_value = last_value + n``, as the last statement before the commit. That
+UPDATE locks the counter row until the transaction ends (on PostgreSQL a row lock, and under
+READ COMMITTED a waiting UPDATE re-reads the row once the holder commits; on SQLite the one
+write transaction holds the database). So a transaction that numbers its events after
+another necessarily commits after it: ``seq`` order is commit order, and once a reader sees
+``seq`` n, every event below n is committed and visible too. A rolled-back transaction rolls
+its counter back with it, so numbers are not even skipped. The lock is held only from the
+numbering to the commit (a few statements), and never while waiting for another lock: no
+deadlock can involve it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, insert, update
+from sqlalchemy.orm import Session, SessionTransaction
+
+from app.db.base import utcnow
+from app.events.metrics import EVENTS_WRITTEN
+from app.models import Event, NumberSequence
+
+EVENT_SEQUENCE = "event"
+_PENDING = "crm_outbox"
+
+# A producer renders events at commit time from its state: (company_id, type, data) each.
+Rendered = tuple[uuid.UUID, str, dict[str, Any]]
+Producer = Callable[[Session, Any], list[Rendered]]
+
+
+@dataclass
+class _Outbox:
+    events: list[Rendered] = field(default_factory=list)
+    producers: dict[str, tuple[Producer, Any]] = field(default_factory=dict)
+
+
+def _outbox(session: Session) -> _Outbox:
+    box = session.info.get(_PENDING)
+    if box is None:
+        box = session.info[_PENDING] = _Outbox()
+    return box
+
+
+def emit(session: Session, company_id: uuid.UUID, type_: str, data: dict[str, Any]) -> None:
+    """Record one event, written if and when the session commits."""
+    _outbox(session).events.append((company_id, type_, data))
+
+
+def defer(session: Session, key: str, make: Callable[[], tuple[Producer, Any]]) -> Any:
+    """The state of the producer ``key`` of this transaction, made by ``make`` (which
+    returns the producer and its state) the first time. Callers add to the state (e.g. the
+    partners touched); the producer renders it at commit time."""
+    producers = _outbox(session).producers
+    if key not in producers:
+        producers[key] = make()
+    return producers[key][1]
+
+
+def event_id() -> str:
+    return "evt_" + uuid.uuid4().hex
+
+
+def reserve(session: Session, company_id: uuid.UUID, count: int) -> int:
+    """Take ``count`` numbers from the company's event counter; returns the last one. The
+    counter row stays locked until the transaction ends (see the module's docstring)."""
+    last = session.scalar(
+        update(NumberSequence)
+        .where(NumberSequence.company_id == company_id, NumberSequence.kind == EVENT_SEQUENCE)
+        .values(last_value=NumberSequence.last_value + count)
+        .returning(NumberSequence.last_value)
+    )
+    if last is None:
+        raise RuntimeError(f"event sequence missing for company {company_id}")
+    return int(last)
+
+
+def write(session: Session, events: list[Rendered], at: datetime | None = None) -> int:
+    """Number and insert events now (the commit hook's work); returns how many."""
+    if not events:
+        return 0
+    at = at or utcnow()
+    by_company: dict[uuid.UUID, list[Rendered]] = {}
+    for item in events:
+        by_company.setdefault(item[0], []).append(item)
+    rows = []
+    for company_id in sorted(by_company):  # a fixed order: two companies never deadlock
+        batch = by_company[company_id]
+        first = reserve(session, company_id, len(batch)) - len(batch) + 1
+        rows.extend(
+            {
+                "company_id": company_id,
+                "seq": first + i,
+                "id": event_id(),
+                "type": type_,
+                "occurred_at": at,
+                "data": json.dumps(data, separators=(",", ":"), ensure_ascii=False),
+            }
+            for i, (_, type_, data) in enumerate(batch)
+        )
+    session.execute(insert(Event), rows)
+    for type_, count in Counter(item[1] for item in events).items():
+        EVENTS_WRITTEN.labels(type_).inc(count)
+    return len(rows)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    box: _Outbox | None = session.info.pop(_PENDING, None)
+    if box is None:
+        return
+    events = list(box.events)
+    for producer, state in box.producers.values():
+        events.extend(producer(session, state))
+    write(session, events)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, previous: SessionTransaction) -> None:
+    if previous.parent is None:  # the session's own transaction, not a savepoint in it
+        session.info.pop(_PENDING, None)

@@ -1,0 +1,130 @@
+"""The partner events: ``partner.created`` / ``partner.updated`` (the partner as ``GET
+/partners/{number}`` shows it, rendered once per transaction from its final state),
+``partner.credit_limit_exceeded`` / ``_cleared`` (the overview row, when the state flipped)
+and ``partner.stage_changed`` / ``partner.deleted`` (emitted as they happen).
+
+Every write that changes what a partner reads as calls :func:`touched` with the partners it
+changes, before changing them (so the credit state before is known); the events are rendered
+just before the commit (``app.events.outbox``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.events import outbox
+from app.events.types import EventType
+from app.models import Partner
+from app.partners.overview import overview_select, row_of
+from app.partners.repository import PartnerRepository
+from app.partners.schemas import PartnerRead
+
+CHUNK = 1000
+_KEY = "partners"
+
+
+@dataclass
+class _Before:
+    created: bool  # in this transaction
+    exceeded: bool | None  # the credit state before; None: the change cannot move it
+    version: int | None  # the version before; None: created
+
+
+class _Touched(dict[tuple[uuid.UUID, int], _Before]):
+    """(company, number) -> what the partner was before this transaction changed it."""
+
+
+def touched(
+    session: Session,
+    company_id: uuid.UUID,
+    partners: Iterable[Partner | Any],
+    *,
+    created: bool = False,
+    credit_may_change: bool = True,
+) -> None:
+    """Say that these partners change in this transaction (call before changing them).
+    ``partners`` are loaded partners or rows with ``number`` and ``version`` (and
+    ``credit_limit_exceeded`` when ``credit_may_change``). A partner whose version did not
+    move by the commit changed nothing, and gets no event."""
+    state: _Touched = outbox.defer(session, _KEY, lambda: (_render, _Touched()))
+    for partner in partners:
+        key = (company_id, partner.number)
+        exceeded = partner.credit_limit_exceeded if credit_may_change and not created else None
+        version = None if created else partner.version
+        seen = state.get(key)
+        if seen is None:
+            state[key] = _Before(created, exceeded, version)
+        else:  # the first sight is the state before; a later one may add what it knew
+            seen.created = seen.created or created
+            if seen.exceeded is None and not seen.created:
+                seen.exceeded = exceeded
+
+
+def stage_changed(
+    session: Session,
+    company_id: uuid.UUID,
+    changes: Sequence[tuple[int, str | None]],
+    *,
+    stage: str | None,
+    reason: str,
+    changed_by: dict[str, Any] | None,
+) -> None:
+    """``partner.stage_changed`` for each (number, previous stage)."""
+    for number, previous in changes:
+        outbox.emit(
+            session,
+            company_id,
+            EventType.partner_stage_changed,
+            {
+                "number": number,
+                "previous_stage": previous,
+                "stage": stage,
+                "reason": reason,
+                "changed_by": changed_by,
+            },
+        )
+
+
+def deleted(session: Session, company_id: uuid.UUID, number: int) -> None:
+    state: _Touched = outbox.defer(session, _KEY, lambda: (_render, _Touched()))
+    state.pop((company_id, number), None)
+    outbox.emit(session, company_id, EventType.partner_deleted, {"number": number})
+
+
+def _render(session: Session, state: _Touched) -> list[outbox.Rendered]:
+    by_company: dict[uuid.UUID, list[int]] = {}
+    for company_id, number in state:
+        by_company.setdefault(company_id, []).append(number)
+    events: list[outbox.Rendered] = []
+    dialect = session.get_bind().dialect.name
+    for company_id, numbers in by_company.items():
+        repo = PartnerRepository(session, company_id)
+        for start in range(0, len(numbers), CHUNK):
+            chunk = sorted(numbers[start : start + CHUNK])
+            flipped = []
+            for partner in repo.get_many(chunk):
+                before = state[(company_id, partner.number)]
+                if not before.created and before.version == partner.version:
+                    continue
+                kind = EventType.partner_created if before.created else EventType.partner_updated
+                events.append((company_id, kind, PartnerRead.of(partner).model_dump(mode="json")))
+                if before.exceeded is not None and partner.credit_limit_exceeded != before.exceeded:
+                    flipped.append(partner.number)
+            if flipped:
+                rows = session.execute(
+                    overview_select(dialect, company_id)
+                    .where(Partner.number.in_(flipped))
+                    .order_by(Partner.number)
+                )
+                for row in rows:
+                    kind = (
+                        EventType.partner_credit_limit_exceeded
+                        if row.credit_limit_exceeded
+                        else EventType.partner_credit_limit_cleared
+                    )
+                    events.append((company_id, kind, row_of(row).model_dump(mode="json")))
+    return events
