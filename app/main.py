@@ -25,6 +25,7 @@ from app.core.middleware import RequestContextMiddleware
 from app.core.query import declare_strict_query, strict_query
 from app.crm.router import router as crm_router
 from app.db.session import Database, build_engine
+from app.events.router import router as events_router
 from app.ops.bench import router as floor_router
 from app.ops.router import router as ops_router
 from app.partners.router import router as partners_router
@@ -156,6 +157,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         sales_orders_router,
         crm_router,
         accounting_router,
+        events_router,
     ):
         app.include_router(router, dependencies=[strict])
     if settings.bench_routes:

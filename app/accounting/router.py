@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Response
 
 from app.accounting import service
 from app.accounting.repository import RUN_SORTING
@@ -16,7 +16,7 @@ from app.accounting.schemas import (
     ConnectionRead,
     SyncRunRead,
 )
-from app.auth.dependencies import Admin, Reader, SessionDep, Writer, get_database
+from app.auth.dependencies import Admin, Reader, SessionDep, SettingsDep, Writer, get_database
 from app.core.answer import Answer
 from app.core.config import Settings
 from app.core.errors import problem_responses
@@ -28,14 +28,6 @@ from app.models import AccountingConnection, SyncRun
 from app.models.enums import SyncTrigger
 
 router = APIRouter(prefix="/api/v1/accounting", tags=["accounting"])
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 def _connection(connection: AccountingConnection, settings: Settings) -> ConnectionRead:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.auth import repository
 from app.auth.ratelimit import RateLimiter
 from app.auth.tokens import MAX_TOKEN_LENGTH, hash_secret
+from app.core.config import Settings
 from app.core.errors import Forbidden, Unauthorized
 from app.db.base import utcnow
 from app.db.session import Database
@@ -47,6 +48,14 @@ def get_session(
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
 @dataclass(frozen=True)

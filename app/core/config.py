@@ -100,6 +100,36 @@ class Settings(BaseSettings):
         description="Comma-separated Host names served (*.example.com: its subdomains); "
         "any other Host answers 400 invalid_host (empty: any Host)",
     )
+    event_retention_days: int = Field(
+        default=30, ge=1, description="Days events stay in the feed; an older cursor: 410"
+    )
+    event_poll_interval: float = Field(
+        default=0.5, gt=0, le=5, description="Seconds between looks for new events in a long poll"
+    )
+    webhook_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a receiver has to answer one delivery"
+    )
+    webhook_retry_schedule: str = Field(
+        default="5,300,1800,7200,18000,36000,36000",
+        description="Comma-separated seconds between the attempts of one delivery: an event "
+        "gets 1 + that many attempts",
+    )
+    webhook_disable_after: int = Field(
+        default=5,
+        ge=1,
+        description="Events in a row that exhausted their retries before an endpoint is disabled",
+    )
+    dispatch_inline: bool = Field(
+        default=True,
+        description="crm serve delivers webhooks and runs the scheduled jobs itself (false: "
+        "leave them to crm worker processes)",
+    )
+    dispatch_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between two looks for due deliveries and jobs"
+    )
+    dispatch_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Deliveries one dispatcher sends at the same time"
+    )
     bench_routes: bool = Field(
         default=False, description="Serve /bench/floor (benchmarks only: 50 prepared rows)"
     )
@@ -124,6 +154,18 @@ class Settings(BaseSettings):
         if value.strip() not in ("", "0"):
             parse(value)  # raises ValueError on a bad rate
         return value.strip()
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        waits = [w.strip() for w in value.split(",") if w.strip()]
+        if any(float(w) < 0 for w in waits):  # float() raises ValueError on a bad number
+            raise ValueError("waits are seconds, 0 or more")
+        return ",".join(waits)
+
+    @property
+    def webhook_retry_waits(self) -> list[float]:
+        return [float(w) for w in self.webhook_retry_schedule.split(",") if w]
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -86,6 +86,10 @@ class Conflict(AppError):
     status, title, default_code = 409, "Conflict", "conflict"
 
 
+class Gone(AppError):
+    status, title, default_code = 410, "Gone", "gone"
+
+
 class PreconditionFailed(AppError):
     status, title, default_code = 412, "Precondition failed", "precondition_failed"
 
@@ -289,6 +293,7 @@ _DESCRIPTIONS = {
     403: "The token's scope does not allow this",
     404: "Not found (also: it belongs to another company)",
     409: "Conflict with the current state",
+    410: "Gone: what the request points at is no longer kept",
     412: "`If-Match` does not match the current ETag",
     413: "Request body too large",
     415: "Unsupported media type",

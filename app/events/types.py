@@ -23,4 +23,6 @@ class EventType(StrEnum):
 
 
 # In the feed: every type but the webhook test (sent to one endpoint, never logged).
-FEED_TYPES = tuple(t for t in EventType if t is not EventType.webhook_test)
+FeedEventType = StrEnum(  # type: ignore[misc]
+    "FeedEventType", {t.name: t.value for t in EventType if t is not EventType.webhook_test}
+)
