@@ -106,6 +106,29 @@ def serve(
 
 
 @cli.command()
+@friendly
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="One pass: due jobs, then deliveries until none is due")
+    ] = False,
+) -> None:
+    """Deliver webhooks and run the scheduled jobs (accounting refreshes, event retention)
+    until SIGTERM or SIGINT. Run any number, on any machines, against one database; set
+    CRM_DISPATCH_INLINE=false on the servers to leave all of it to workers."""
+    from app.core.logging import configure_logging
+    from app.db.session import Database, build_engine
+    from app.worker import run_worker
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    db = Database(build_engine(settings))
+    try:
+        run_worker(db, settings, once=once)
+    finally:
+        db.dispose()
+
+
+@cli.command()
 def openapi(
     fmt: Annotated[str, typer.Option("--format", help="yaml or json")] = "yaml",
 ) -> None:

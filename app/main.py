@@ -13,7 +13,6 @@ from fastapi_offline import FastAPIOffline
 from starlette.responses import RedirectResponse
 
 from app.accounting.router import router as accounting_router
-from app.accounting.scheduler import Scheduler
 from app.auth.dependencies import authenticate
 from app.auth.ratelimit import RateLimiter
 from app.companies.router import router as company_router
@@ -33,6 +32,8 @@ from app.sales_orders.router import router as sales_orders_router
 from app.tags.router import router as tags_router
 from app.tokens.router import router as tokens_router
 from app.users.router import router as users_router
+from app.webhooks.router import router as webhooks_router
+from app.worker import start_inline
 
 API_DESCRIPTION = """\
 The CRM overview of a B2B food-and-beverage ERP: partners (customers) and their customer
@@ -122,13 +123,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        scheduler = None
-        if settings.accounting_sync_interval > 0:
-            scheduler = Scheduler(db, settings)
-            scheduler.start()
+        # Webhook deliveries and the scheduled jobs, unless left to `crm worker` processes.
+        dispatching = start_inline(db, settings)
         yield
-        if scheduler is not None:
-            scheduler.stop()
+        if dispatching is not None:
+            dispatching.stop(timeout=settings.webhook_timeout + 5)
         if database is None:
             db.dispose()
 
@@ -158,6 +157,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         crm_router,
         accounting_router,
         events_router,
+        webhooks_router,
     ):
         app.include_router(router, dependencies=[strict])
     if settings.bench_routes:

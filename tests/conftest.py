@@ -103,8 +103,14 @@ def database_url() -> Iterator[str]:
 def settings(database_url: str) -> Settings:
     # Walks over every route without a token would trip the failed-authentication limit
     # (tests/auth/test_limits_and_tokens.py tests it on an app of its own).
+    # No inline dispatcher: its thread would share the test's one connection. Dispatching is
+    # tested with a Dispatcher of its own (tests/webhooks).
     return Settings(
-        database_url=database_url, log_json=True, log_level="INFO", rate_limit_auth_failures="0"
+        database_url=database_url,
+        log_json=True,
+        log_level="INFO",
+        rate_limit_auth_failures="0",
+        dispatch_inline=False,
     )
 
 

@@ -45,6 +45,8 @@ BODIES: dict[tuple[str, str], Any] = {
         "app_secret_token": "app",
         "agreement_grant_token": "grant",
     },
+    ("POST", "/api/v1/webhooks"): {"url": "https://hooks.example.com/crm"},
+    ("PATCH", "/api/v1/webhooks/{webhook_id}"): {"description": "changed"},
     ("POST", "/api/v1/accounting/balances"): {
         "balances": [{"accounting_ref": "R1", "balance": "1.00"}],
         "as_of": "2026-01-01T00:00:00Z",
@@ -115,6 +117,10 @@ def world(settings: Settings, db: RollbackDatabase, session: Session) -> dict[st
     run = SyncRun(company_id=a.company.id, trigger="api", runner="elsewhere:1", status="failed")
     session.add(run)
     session.commit()
+    webhook = client.post(
+        "/api/v1/webhooks", headers=h, json=BODIES[("POST", "/api/v1/webhooks")]
+    ).json()
+    delivery = client.post(f"/api/v1/webhooks/{webhook['id']}/test", headers=h).json()
     tokens = client.get("/api/v1/tokens", headers=h).json()["items"]
     return {
         "client": client,
@@ -126,6 +132,8 @@ def world(settings: Settings, db: RollbackDatabase, session: Session) -> dict[st
             "user_id": str(a.admin.id),
             "token_id": tokens[0]["id"],
             "run_id": str(run.id),
+            "webhook_id": webhook["id"],
+            "delivery_id": delivery["id"],
         },
         "session": session,
     }
@@ -148,6 +156,9 @@ def _fingerprint(session: Session, tenant: Tenant) -> str:
         "accounting_connections",
         "accounting_sync_runs",
         "idempotency_keys",
+        "events",
+        "webhooks",
+        "webhook_deliveries",
     ):
         column = "id" if table == "companies" else "company_id"
         value = (

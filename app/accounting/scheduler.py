@@ -1,10 +1,8 @@
-"""The optional schedule (``CRM_ACCOUNTING_SYNC_INTERVAL``): a thread in each server process
-starts a refresh for every company with an enabled connection. The one-running-run rule makes
-the processes take turns; a process that finds a run going simply skips that company."""
+"""The scheduled refresh (``CRM_ACCOUNTING_SYNC_INTERVAL``): one round starts a refresh for
+every company with an enabled connection. ``app.worker`` runs the round once per interval
+across all processes; the one-running-run rule still keeps two runs of a company apart."""
 
 from __future__ import annotations
-
-import threading
 
 import structlog
 from sqlalchemy import select
@@ -43,26 +41,3 @@ def run_due(db: Database, settings: Settings) -> int:
         service.execute_run(db=db, company_id=company_id, run_id=run_id, settings=settings)
         done += 1
     return done
-
-
-class Scheduler:
-    def __init__(self, db: Database, settings: Settings) -> None:
-        self.db = db
-        self.settings = settings
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="accounting-schedule", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        interval = self.settings.accounting_sync_interval
-        while not self._stop.wait(interval):
-            try:
-                run_due(self.db, self.settings)
-            except Exception:
-                log.exception("schedule_round_failed")

@@ -23,11 +23,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.accounting import secrets
 from app.accounting.providers import economic
 from app.accounting.providers.base import AccountingProvider, ProviderError, RetryPolicy
 from app.accounting.repository import AccountingRepository
 from app.accounting.schemas import BalancePush, BalancePushResult, ConnectionPut, SyncRunRead
+from app.core import secrets
 from app.core.config import Settings
 from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from app.core.outbound import DestinationNotAllowed, OutboundPolicy

@@ -2,7 +2,7 @@
 
 from app.models.accounting import AccountingConnection, SyncRun
 from app.models.company import Company, NumberSequence
-from app.models.event import Event, Webhook, WebhookDelivery
+from app.models.event import Event, ScheduledJob, Webhook, WebhookDelivery
 from app.models.idempotency import IdempotencyKey
 from app.models.partner import Partner, PartnerLocation, PartnerTag, StageChange
 from app.models.sales_order import SalesOrder, SalesOrderLine
@@ -21,6 +21,7 @@ __all__ = [
     "PartnerTag",
     "SalesOrder",
     "SalesOrderLine",
+    "ScheduledJob",
     "StageChange",
     "SyncRun",
     "Tag",

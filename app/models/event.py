@@ -107,3 +107,13 @@ class WebhookDelivery(Base):
     claim: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ScheduledJob(Base):
+    """A job run once per interval across every process (``crm worker``, or ``crm serve``
+    with the inline dispatcher): the process whose UPDATE moves ``next_run_at`` runs it."""
+
+    __tablename__ = "scheduled_jobs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_run_at: Mapped[datetime] = mapped_column(UTCDateTime)

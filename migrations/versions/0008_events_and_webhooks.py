@@ -1,4 +1,4 @@
-"""events (the outbox and the feed), webhooks and their deliveries
+"""events (the outbox and the feed), webhooks and their deliveries, scheduled jobs
 
 Revision ID: 0008
 Revises: 0007
@@ -93,6 +93,12 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("company_id", "id", name=op.f("pk_webhook_deliveries")),
     )
+    op.create_table(
+        "scheduled_jobs",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("next_run_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_scheduled_jobs")),
+    )
     op.create_index(
         "ix_webhook_deliveries_company_id_webhook_id_created_at",
         "webhook_deliveries",
@@ -112,6 +118,7 @@ def downgrade() -> None:
     op.drop_index(
         "ix_webhook_deliveries_company_id_webhook_id_created_at", table_name="webhook_deliveries"
     )
+    op.drop_table("scheduled_jobs")
     op.drop_table("webhook_deliveries")
     op.drop_table("webhooks")
     op.drop_table("events")

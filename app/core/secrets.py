@@ -1,5 +1,6 @@
-"""Accounting credentials at rest: Fernet (AES-128-CBC + HMAC-SHA256, from ``cryptography``)
-under a key derived from ``CRM_SECRET_KEY`` with HKDF-SHA256."""
+"""Secrets at rest (accounting credentials, webhook signing secrets): Fernet (AES-128-CBC +
+HMAC-SHA256, from ``cryptography``) under a key derived from ``CRM_SECRET_KEY`` with
+HKDF-SHA256, one key per purpose."""
 
 from __future__ import annotations
 
@@ -19,25 +20,24 @@ class SecretKeyMissing(AppError):
     status, title, default_code = 409, "Conflict", "secret_key_not_configured"
 
 
-def _fernet(secret_key: str) -> Fernet:
+def _fernet(secret_key: str, purpose: str) -> Fernet:
     if len(secret_key) < MIN_SECRET_KEY_LENGTH:
         raise SecretKeyMissing(
-            "Set CRM_SECRET_KEY (at least 16 characters) on the server to store accounting "
-            "credentials."
+            f"Set CRM_SECRET_KEY (at least 16 characters) on the server to store {purpose} secrets."
         )
     key = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"crm-overview accounting"
+        algorithm=hashes.SHA256(), length=32, salt=None, info=f"crm-overview {purpose}".encode()
     ).derive(secret_key.encode("utf-8"))
     return Fernet(base64.urlsafe_b64encode(key))
 
 
-def encrypt(secret_key: str, values: dict[str, str]) -> str:
-    return _fernet(secret_key).encrypt(json.dumps(values).encode()).decode("ascii")
+def encrypt(secret_key: str, values: dict[str, str], purpose: str = "accounting") -> str:
+    return _fernet(secret_key, purpose).encrypt(json.dumps(values).encode()).decode("ascii")
 
 
-def decrypt(secret_key: str, token: str) -> dict[str, str]:
+def decrypt(secret_key: str, token: str, purpose: str = "accounting") -> dict[str, str]:
     try:
-        data = json.loads(_fernet(secret_key).decrypt(token.encode("ascii")))
+        data = json.loads(_fernet(secret_key, purpose).decrypt(token.encode("ascii")))
     except InvalidToken:
         raise SecretKeyMissing(
             "The stored credentials cannot be read with the current CRM_SECRET_KEY; "
