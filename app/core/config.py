@@ -103,6 +103,13 @@ class Settings(BaseSettings):
     event_retention_days: int = Field(
         default=30, ge=1, description="Days events stay in the feed; an older cursor: 410"
     )
+    event_max_wait: int = Field(
+        default=30,
+        ge=0,
+        le=30,
+        description="Longest long poll the server holds, whatever `wait` asks (an empty page "
+        "sooner is within the contract: the consumer loops on next_cursor)",
+    )
     event_poll_interval: float = Field(
         default=0.5, gt=0, le=5, description="Seconds between looks for new events in a long poll"
     )

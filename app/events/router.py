@@ -73,7 +73,7 @@ async def list_events(
         finally:
             session.rollback()  # no transaction (nor pooled connection) held between looks
 
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + min(wait, settings.event_max_wait)
     result = await run_in_threadpool(poll, position)
     while not result.events and time.monotonic() < deadline:
         await asyncio.sleep(min(settings.event_poll_interval, deadline - time.monotonic()))

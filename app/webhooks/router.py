@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from app.auth.dependencies import Admin, SessionDep, SettingsDep
 from app.core.errors import problem_responses
-from app.core.http import json_response
+from app.core.http import json_response, links
 from app.core.pagination import Page, PageRequest, list_params, page_response
 from app.models import Webhook, WebhookDelivery
 from app.webhooks import service
@@ -77,7 +77,19 @@ def list_webhooks(principal: Admin, session: SessionDep, page: WebhookList) -> R
     status_code=201,
     response_model=WebhookWithSecret,
     operation_id="create_webhook",
-    responses=problem_responses(401, 403, 409, 413, 422),
+    responses={
+        201: links(
+            "webhook_id",
+            "id",
+            "get_webhook",
+            "update_webhook",
+            "delete_webhook",
+            "rotate_webhook_secret",
+            "test_webhook",
+            "list_webhook_deliveries",
+        ),
+        **problem_responses(401, 403, 409, 413, 422),
+    },
 )
 def create_webhook(
     principal: Admin, session: SessionDep, settings: SettingsDep, body: WebhookCreate

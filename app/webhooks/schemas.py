@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from app.core.schemas import RequestModel, ResponseModel, omittable
-from app.core.types import Text500, UTCDateTime, WebUrl
+from app.core.types import StrictBool, Text500, UTCDateTime, WebUrl
 from app.events.types import FeedEventType
 
 MAX_URL = 2000
@@ -27,7 +27,7 @@ class WebhookCreate(RequestModel):
     event_types: EventTypes = Field(
         default_factory=list, max_length=20, description="Only these types; empty: all"
     )
-    enabled: bool = True
+    enabled: StrictBool = True
     description: Text500 | None = None
 
 
@@ -37,7 +37,7 @@ class WebhookUpdate(RequestModel):
 
     url: WebUrl = omittable()
     event_types: EventTypes = omittable(max_length=20)
-    enabled: bool = omittable()
+    enabled: StrictBool = omittable()
     description: Text500 | None = None
 
 

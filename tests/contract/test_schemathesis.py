@@ -59,7 +59,15 @@ def app(settings: Settings, db: RollbackDatabase) -> Any:
     """The harness' app without the per-token and per-company request limits: a thousand
     examples a minute on one token would otherwise be answered 429 from then on, and explore
     nothing. tests/ops and tests/auth test the limits."""
-    unlimited = settings.model_copy(update={"rate_limit": "0", "rate_limit_company": "0"})
+    # Long polls answer at once: a generated `wait=30` would hold every example 30 s.
+    unlimited = settings.model_copy(
+        update={
+            "rate_limit": "0",
+            "rate_limit_company": "0",
+            "event_max_wait": 0,
+            "secret_key": "contract-test-secret-key-0123456789",  # webhooks store secrets
+        }
+    )
     return create_app(unlimited, database=db)
 
 

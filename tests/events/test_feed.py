@@ -42,7 +42,8 @@ def types(items: list[dict[str, Any]]) -> list[str]:
 def test_an_empty_feed_answers_a_cursor_that_is_never_null(api: Api) -> None:
     body = api.get(EVENTS).json()
     assert body["items"] == []
-    assert isinstance(body["next_cursor"], str) and body["next_cursor"]
+    assert isinstance(body["next_cursor"], str)
+    assert body["next_cursor"]
     again = api.get(EVENTS, params={"cursor": body["next_cursor"]}).json()
     assert again == {"items": [], "next_cursor": again["next_cursor"]}
 
@@ -220,7 +221,8 @@ def test_companies_never_see_each_others_events(api: Api, other_api: Api) -> Non
     theirs, _ = drain(other_api)
     assert {e["company"] for e in mine} == {api.tenant.company.slug}
     assert {e["company"] for e in theirs} == {other_api.tenant.company.slug}
-    assert "Theirs" not in str(mine) and "Mine" not in str(theirs)
+    assert "Theirs" not in str(mine)
+    assert "Mine" not in str(theirs)
 
 
 def test_a_cursor_older_than_the_retention_is_410(api: Api, session: Session) -> None:
