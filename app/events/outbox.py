@@ -99,7 +99,7 @@ def write(session: Session, events: list[Rendered], at: datetime | None = None) 
     by_company: dict[uuid.UUID, list[Rendered]] = {}
     for item in events:
         by_company.setdefault(item[0], []).append(item)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for company_id in sorted(by_company):  # a fixed order: two companies never deadlock
         batch = by_company[company_id]
         first = reserve(session, company_id, len(batch)) - len(batch) + 1
@@ -114,10 +114,28 @@ def write(session: Session, events: list[Rendered], at: datetime | None = None) 
             }
             for i, (_, type_, data) in enumerate(batch)
         )
-    session.execute(insert(Event), rows)
+    _insert(session, rows)
     for type_, count in Counter(item[1] for item in events).items():
         EVENTS_WRITTEN.labels(type_).inc(count)
     return len(rows)
+
+
+COPY_FROM = 100  # rows; fewer go in one executemany
+_COLUMNS = ("company_id", "seq", "id", "type", "occurred_at", "data")
+
+
+def _insert(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Many events (a bulk change writes two per partner) go in with PostgreSQL's COPY, in
+    the same transaction: some ten times faster than a statement per row."""
+    if len(rows) < COPY_FROM or session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(Event), rows)
+        return
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    statement = f"COPY events ({', '.join(_COLUMNS)}) FROM STDIN"
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(tuple(row[c] for c in _COLUMNS))
 
 
 @event.listens_for(Session, "before_commit")

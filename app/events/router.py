@@ -38,7 +38,7 @@ async def list_events(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     type: Annotated[
-        list[FeedEventType] | None,  # type: ignore[valid-type]
+        list[FeedEventType] | None,
         Query(max_length=20, description="Only these types (repeatable)"),
     ] = None,
     wait: Annotated[

@@ -106,7 +106,7 @@ def _render(session: Session, state: _Touched) -> list[outbox.Rendered]:
         for start in range(0, len(numbers), CHUNK):
             chunk = sorted(numbers[start : start + CHUNK])
             flipped = []
-            for partner in repo.get_many(chunk):
+            for partner in repo.read_rows(chunk):
                 before = state[(company_id, partner.number)]
                 if not before.created and before.version == partner.version:
                     continue

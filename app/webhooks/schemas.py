@@ -13,7 +13,7 @@ from app.core.types import StrictBool, Text500, UTCDateTime, WebUrl
 from app.events.types import FeedEventType
 
 MAX_URL = 2000
-EventTypes = list[FeedEventType]  # type: ignore[valid-type]
+EventTypes = list[FeedEventType]
 
 
 class DeliveryStatus(StrEnum):
