@@ -254,30 +254,40 @@ class Dispatcher:
         timeout = self.settings.webhook_timeout
         deadline = time.monotonic() + timeout
         policy = self.settings.outbound_policy
+        client = policy.client(
+            base_url=item.url, timeout=httpx.Timeout(timeout), transport=self.transport
+        )
+        # httpx bounds each connect, write and read by the timeout, not the whole attempt; a
+        # receiver that trickles its answer would outlive the claim's lease. At the deadline
+        # the watchdog closes the client, which ends any read under way.
+        watchdog = threading.Timer(timeout, client.close)
+        watchdog.daemon = True
+        watchdog.start()
         try:
-            with policy.client(
-                base_url=item.url,
-                timeout=httpx.Timeout(timeout),
-                transport=self.transport,
-            ) as client:
+            with client:
                 request = client.build_request("POST", item.url, content=item.body, headers=headers)
                 response = client.send(request, stream=True)
+                answered_at = time.monotonic()
                 # The status is the outcome; the body is read (bounded) only to end the
                 # exchange cleanly, and what it says does not matter.
                 with contextlib.suppress(Exception):
                     read_body(response, max_bytes=MAX_ANSWER_BYTES, deadline=deadline)
                 response.close()
-                if 200 <= response.status_code < 300:
-                    return Outcome(response.status_code, None)
-                return Outcome(
-                    response.status_code, f"The receiver answered {response.status_code}."
-                )
+            if answered_at > deadline:  # the status came too late to count
+                return Outcome(None, f"No answer within {timeout:g} seconds.")
+            if 200 <= response.status_code < 300:
+                return Outcome(response.status_code, None)
+            return Outcome(response.status_code, f"The receiver answered {response.status_code}.")
         except httpx.TimeoutException:
             return Outcome(None, f"No answer within {timeout:g} seconds.")
-        except httpx.TransportError:
+        except (httpx.TransportError, RuntimeError):
+            if time.monotonic() >= deadline:
+                return Outcome(None, f"No answer within {timeout:g} seconds.")
             return Outcome(None, "The receiver could not be reached.")
         except Exception as exc:
             return Outcome(None, _refusal(exc))
+        finally:
+            watchdog.cancel()
 
     def record(self, item: Claimed, outcome: Outcome, *, final: bool = False) -> None:
         now = utcnow()
