@@ -33,7 +33,10 @@ run: install
 	    'crm-overview is serving on $(RUN_URL) (contract: $(RUN_URL)/docs); Ctrl-C stops it.' \
 	    'The crm command is in the virtual environment: run $(BIN)/crm --help,' \
 	    'or activate it first (. $(BIN)/activate) and run crm --help.' '' ) &
-	$(BIN)/crm serve --port $(RUN_PORT)
+	@# A local secret key (made once, kept out of git) so that webhooks and accounting
+	@# credentials can be stored; CRM_SECRET_KEY set in the environment wins.
+	@test -s .crm-secret-key || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(32))" > .crm-secret-key
+	CRM_SECRET_KEY="$${CRM_SECRET_KEY:-$$(cat .crm-secret-key)}" $(BIN)/crm serve --port $(RUN_PORT)
 
 ## test: the whole suite on SQLite and on PostgreSQL (DB=sqlite or DB=postgresql for one)
 test: install-dev

@@ -197,6 +197,7 @@ def _make_run(**env: str) -> str:
 def test_make_run_serves_on_port_then_crm_port(env: dict[str, str], port: str) -> None:
     plan = _make_run(**env)
     assert f"crm serve --port {port}\n" in plan
+    assert "CRM_SECRET_KEY=" in plan  # a local key, so webhooks can be stored
     assert f"http://127.0.0.1:{port}" in plan
 
 
