@@ -1,7 +1,8 @@
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, ValidatorFunctionWrapHandler, field_validator
 from pydantic_core import PydanticCustomError
 
 from app.core.schemas import RequestModel, ResponseModel
@@ -23,6 +24,24 @@ class TokenCreate(RequestModel):
         description="When the token stops working (in the future, at most 10 years ahead); "
         "null: never",
     )
+
+    @field_validator("expires_at", mode="wrap")
+    @classmethod
+    def _in_range(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """An instant past the calendar's ends once in UTC is, for an expiry, simply in the
+        past (year 1) or too far ahead (year 9999): said with those codes."""
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            if [e["type"] for e in exc.errors()] == ["datetime_out_of_range"]:
+                if isinstance(value, str) and value.startswith("0001"):
+                    raise PydanticCustomError(
+                        "expires_at_in_past", "must lie in the future"
+                    ) from None
+                raise PydanticCustomError(
+                    "expires_at_too_far", "must lie at most 10 years ahead"
+                ) from None
+            raise
 
     @field_validator("expires_at")
     @classmethod

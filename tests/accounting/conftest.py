@@ -1,5 +1,11 @@
 """Fixtures of the accounting tests: the live fake e-conomic servers and an app that can use
-them (a secret key, few retries, short waits and a short read timeout)."""
+them (a secret key, few retries and short waits).
+
+Timeouts are generous (``PATIENT``): on a slow, loaded machine (two busy cores, a long garbage
+collection in the test process) an answer of the fake can take far longer than usual, and a
+short read timeout would turn it into a retry that a test then counts, or into a failure. Only
+tests that make the fake hang on purpose use ``SHORT_READ_TIMEOUT`` (``impatient_settings``,
+``impatient_api``), with hangs (``fake_economic.HANG``) far longer than it."""
 
 from __future__ import annotations
 
@@ -7,18 +13,23 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.main import create_app
 from tests.accounting.fake_economic import FakeEconomic, LiveServer, serve
+from tests.conftest import Api
+
+PATIENT = 30.0  # seconds: no answer of the fake is this slow unless a test makes it hang
+SHORT_READ_TIMEOUT = 1.0  # seconds: only where a test provokes a hang, which this ends
 
 ACCOUNTING_SETTINGS: dict[str, Any] = {
     "secret_key": "test-secret-key-123456",
     "accounting_retry_attempts": 2,
     "accounting_retry_max_wait": 0.2,
-    "accounting_read_timeout": 0.5,
-    "accounting_connect_timeout": 1.0,
+    "accounting_read_timeout": PATIENT,
+    "accounting_connect_timeout": PATIENT,
     # The fakes listen on plain http on loopback; production refuses both.
     "outbound_allow_http": True,
     "outbound_allow_private": True,
@@ -63,9 +74,25 @@ def accounting_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
+def impatient_settings(accounting_settings: Settings) -> Settings:
+    """The accounting settings with a short read timeout: for the tests that make the fake hang
+    on purpose (and check that the timeout ends the hang)."""
+    return accounting_settings.model_copy(update={"accounting_read_timeout": SHORT_READ_TIMEOUT})
+
+
+@pytest.fixture
 def app(accounting_settings: Settings, db: Any) -> Any:
     """Replaces the harness' app: ``client``, ``api`` and ``other_api`` use this one."""
     return create_app(accounting_settings, database=db)
+
+
+@pytest.fixture
+def impatient_api(db: Any, api: Api, impatient_settings: Settings) -> Iterator[Api]:
+    """``api``'s company and database on an app with the short read timeout: only for the runs
+    that meet a deliberate hang (the runs before and after it use ``api``)."""
+    app = create_app(impatient_settings, database=db)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Api(client, api.tenant)
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,10 @@ are written as JSON numbers with their decimals exactly as stored (``6259.20``, 
 rendering).
 
 Each test tells it how to misbehave with ``add_fault``; ``reset`` puts it back to a well-behaved
-server with no customers, and every request it receives is recorded in ``requests``.
+server with no customers, and every request it receives is recorded in ``requests``. A fault
+counts the requests it hit (``used``) and, for the slow kinds, the answers it sent in full after
+its whole delay (``completed``): a test learns from the fake, not from a clock, whether a client
+waited a hang out or gave up on it.
 """
 
 from __future__ import annotations
@@ -36,9 +39,13 @@ APP_SECRET_TOKEN = "fake-app-secret-Q7vX9kLmN2pR4sT6"
 AGREEMENT_GRANT_TOKEN = "fake-grant-token-H3jK5lZ8wY1bC0dF"
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 20
+# A delay that stands for a hang: no test waits it out (the client's timeout ends the request,
+# ``reset`` releases the handler). A hang fault still sleeping, ``completed == 0``, shows that a
+# client gave up on it; a test never needs a wall-clock bound for that.
+HANG = 60.0
 
 
-@dataclass
+@dataclass(eq=False)  # one fault is itself only (the fake keeps it in sets)
 class Fault:
     """One misbehaviour. ``kind`` is one of:
 
@@ -57,6 +64,11 @@ class Fault:
 
     ``path`` limits it to one path (``/customers`` or ``/self``), ``page`` to one ``skippages``
     value, ``times`` to that many matching requests (``None``: every one).
+
+    ``used`` counts the requests it hit; ``completed`` those of ``delay``, ``stall_body`` and
+    ``drip`` whose whole delay passed and whose whole answer was sent (not when ``reset`` or
+    ``FakeEconomic.release`` cut the delay short, nor when the client's leaving ended the
+    answer).
     """
 
     kind: str
@@ -70,6 +82,8 @@ class Fault:
     page: int | None = None
     times: int | None = None
     used: int = 0
+    completed: int = 0
+    released: bool = False  # set by FakeEconomic.release: no more delay
 
     def matches(self, path: str, page: int | None) -> bool:
         if self.times is not None and self.used >= self.times:
@@ -122,7 +136,8 @@ class FakeEconomic:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)  # notified on every recorded request
-        self._sleepers: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        # Handlers sleeping in a fault's delay: their loop, what wakes them, and the fault.
+        self._sleepers: set[tuple[asyncio.AbstractEventLoop, asyncio.Event, Fault]] = set()
         self.base_url = ""  # set once the server listens
         self.app_secret_token = APP_SECRET_TOKEN
         self.agreement_grant_token = AGREEMENT_GRANT_TOKEN
@@ -130,6 +145,7 @@ class FakeEconomic:
         self._faults: list[Fault] = []
         self._requests: list[Seen] = []
         self.drips_finished = 0  # dripping answers whose whole body was sent
+        self._generation = 0  # bumped by reset: a dripping answer of an earlier test stops
         self.app = Starlette(
             routes=[
                 Route("/self", self._self, methods=["GET"]),
@@ -148,8 +164,9 @@ class FakeEconomic:
             self._faults = []
             self._requests = []
             self.drips_finished = 0
+            self._generation += 1
             sleepers, self._sleepers = self._sleepers, set()
-        for loop, released in sleepers:  # wakes any handler still sleeping for an earlier test
+        for loop, released, _ in sleepers:  # wakes any handler still sleeping for an earlier test
             with contextlib.suppress(RuntimeError):  # its server has stopped
                 loop.call_soon_threadsafe(released.set)
 
@@ -162,6 +179,17 @@ class FakeEconomic:
         with self._lock:
             self._faults.append(fault)
         return fault
+
+    def release(self, fault: Fault) -> None:
+        """End ``fault``'s delay now, for the requests sleeping in it and every later one: a
+        test holds an answer back for exactly as long as it needs, with no clock involved."""
+        with self._lock:
+            fault.released = True
+            woken = {s for s in self._sleepers if s[2] is fault}
+            self._sleepers -= woken
+        for loop, released, _ in woken:
+            with contextlib.suppress(RuntimeError):  # its server has stopped
+                loop.call_soon_threadsafe(released.set)
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -232,17 +260,27 @@ class FakeEconomic:
             f"Offered X-AppSecretToken={app!r}, X-AgreementGrantToken={grant!r}.",
         )
 
-    async def _sleep(self, seconds: float) -> None:
-        """The fault's delay: ``seconds``, or until ``reset`` ends the test it was meant for."""
-        sleeper = (asyncio.get_running_loop(), asyncio.Event())
+    async def _sleep(self, fault: Fault, seconds: float) -> bool:
+        """The fault's delay: ``seconds``, or until ``reset`` ends the test it was meant for or
+        the test releases the fault. True when the whole delay passed."""
+        sleeper = (asyncio.get_running_loop(), asyncio.Event(), fault)
         with self._lock:
+            if fault.released:
+                return False
             self._sleepers.add(sleeper)
         try:
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(sleeper[1].wait(), seconds)
+            except TimeoutError:
+                return True
+            return False  # released by reset or release
         finally:
             with self._lock:
                 self._sleepers.discard(sleeper)
+
+    def _completed(self, fault: Fault) -> None:
+        with self._lock:
+            fault.completed += 1
 
     async def _answer(self, request: Request, page: int | None, body: dict[str, Any]) -> Response:
         fault = self._fault_for(request.url.path, page)
@@ -253,7 +291,8 @@ class FakeEconomic:
                 fault.status, f"Fault {fault.status}", "Injected by the test", **fault.headers
             )
         if fault.kind == "delay":
-            await self._sleep(fault.seconds)
+            if await self._sleep(fault, fault.seconds):
+                self._completed(fault)
             return Response(dumps(body), media_type="application/json")
         if fault.kind == "malformed":
             return Response('{"collection": [{"customerNumber": 1,', media_type="application/json")
@@ -274,21 +313,28 @@ class FakeEconomic:
             data = dumps(body).encode()
             seconds = fault.seconds
             sleep = self._sleep
+            with self._lock:
+                generation = self._generation
 
             async def chunks() -> Any:
                 if fault.kind == "stall_body":
                     yield data[: len(data) // 2]
-                    await sleep(seconds)
+                    waited_out = await sleep(fault, seconds)
                     yield data[len(data) // 2 :]
+                    if waited_out:
+                        self._completed(fault)
                 else:
                     until = time.monotonic() + fault.total
                     for i in range(len(data)):
+                        if self._generation != generation:
+                            return  # reset: the test this answer was meant for is over
                         if time.monotonic() > until:
                             yield data[i:]
                             break
                         yield data[i : i + 1]
-                        await sleep(seconds)
+                        await sleep(fault, seconds)
                     self.drips_finished += 1  # the whole body went out
+                    self._completed(fault)
 
             return StreamingResponse(chunks(), media_type="application/json")
         raise AssertionError(f"unknown fault {fault.kind}")

@@ -20,7 +20,7 @@ from app.core.errors import AppError
 from app.db.session import Database
 from app.main import create_app
 from app.models import Company, SyncRun
-from tests.accounting.fake_economic import FakeEconomic, customer
+from tests.accounting.fake_economic import HANG, FakeEconomic, customer
 from tests.accounting.helpers import RUNS, SYNC, connect, create_partner, get_partner, ok
 from tests.conftest import Api
 from tests.factories import Tenant, make_tenant
@@ -44,10 +44,7 @@ def test_two_simultaneous_sync_requests_start_one_run(
     committed_tenant: Tenant,
     economic: FakeEconomic,
 ) -> None:
-    # A read timeout far above the pages' delay: on a machine busy with parallel test workers a
-    # 0.3 s page can take over the usual 0.5 s, and a retried page would count twice below.
-    patient = accounting_settings.model_copy(update={"accounting_read_timeout": 5.0})
-    app = create_app(patient, database=committed_db)
+    app = create_app(accounting_settings, database=committed_db)
     with (
         TestClient(app, raise_server_exceptions=False) as first,
         TestClient(app, raise_server_exceptions=False) as second,
@@ -56,25 +53,38 @@ def test_two_simultaneous_sync_requests_start_one_run(
         connect(setup, economic)
         number = create_partner(setup, accounting_ref="10000")["number"]
         economic.set_customers([customer(n, Decimal(n) / 100) for n in range(10_000, 12_500)])
-        # 0.3 s a page (within the read timeout): the first run lasts about a second.
-        for page in (0, 1, 2):
-            economic.add_fault("delay", seconds=0.3, page=page)
+        # The run that starts holds on its first page until the test lets it go (within the
+        # generous read timeout): it is still running, whatever the machine's speed, when the
+        # other request is answered.
+        hold = economic.add_fault("delay", seconds=HANG, page=0)
 
         barrier = threading.Barrier(2)
         answers: list[Any] = []
         lock = threading.Lock()
+        answered = threading.Event()
 
         def post(client: TestClient) -> None:
             barrier.wait()
             r = Api(client, committed_tenant).post(SYNC)
             with lock:
                 answers.append(r)
+            answered.set()
 
         threads = [threading.Thread(target=post, args=(c,)) for c in (first, second)]
         for t in threads:
             t.start()
+        # The first answer is the refused one: the accepted request (TestClient runs its
+        # background task before answering) is held with its run. 60 s: only a guard against
+        # waiting forever if the refusal never comes.
+        got_one = answered.wait(timeout=60)
+        with lock:
+            early = list(answers)
+        economic.release(hold)
         for t in threads:
-            t.join(timeout=30)
+            t.join(timeout=60)
+        assert got_one
+        assert [r.status_code for r in early] == [409], [r.text for r in early]
+        assert hold.completed == 0  # the run was held until released, never by a timeout
         assert len(answers) == 2
         statuses = sorted(r.status_code for r in answers)
         assert statuses == [202, 409], [r.text for r in answers]
@@ -86,8 +96,10 @@ def test_two_simultaneous_sync_requests_start_one_run(
         assert [(r["id"], r["status"]) for r in runs] == [(accepted.json()["id"], "succeeded")]
         assert runs[0]["fetched"] == 2500
         assert get_partner(setup, number)["debtor_balance"] == "100.00"
-        # One run's worth of requests: three pages, once each.
+        # One run's worth of requests: three pages, once each (the read timeout is generous:
+        # however busy the machine, no page is retried).
         assert [r.query["skippages"] for r in economic.customer_requests()] == ["0", "1", "2"]
+        assert hold.used == 1
 
 
 def _race(

@@ -25,9 +25,11 @@ from app.models import Company, Partner
 from app.models.enums import Scope
 from app.partners import service as partner_service
 from app.partners.schemas import PartnerCreate
+from tests.accounting.conftest import PATIENT
 from tests.accounting.fake_economic import (
     AGREEMENT_GRANT_TOKEN,
     APP_SECRET_TOKEN,
+    HANG,
     FakeEconomic,
     customer,
 )
@@ -59,6 +61,7 @@ def events(text: str) -> list[str]:
 def test_no_token_in_logs_responses_or_errors(
     capfd: pytest.CaptureFixture[str],
     api: Api,
+    impatient_api: Api,
     economic: FakeEconomic,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -105,8 +108,10 @@ def test_no_token_in_logs_responses_or_errors(
     # 400 (its logId is logged), a hang, a redirect, a foreign nextPage.
     economic.add_fault("status", status=400, times=1)
     texts.append(json.dumps(sync_failed(api, "upstream_rejected_request")))
-    economic.add_fault("delay", seconds=5, times=2)
-    texts.append(json.dumps(sync_failed(api, "upstream_timeout")))
+    # (The hang on the app with the short read timeout, which ends each of the two attempts.)
+    hang = economic.add_fault("delay", seconds=HANG, times=2)
+    texts.append(json.dumps(sync_failed(impatient_api, "upstream_timeout")))
+    assert (hang.used, hang.completed) == (2, 0)
     economic.add_fault("redirect", status=302, url="http://localhost:9/", times=1)
     texts.append(json.dumps(sync_failed(api, "unexpected_redirect")))
     # A crash deep inside the provider, where the tokens sit in local variables.
@@ -161,7 +166,9 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         "CRM_SECRET_KEY": "cli-secret-key-1234567890",
         "CRM_ACCOUNTING_RETRY_ATTEMPTS": "2",
         "CRM_ACCOUNTING_RETRY_MAX_WAIT": "0.2",
-        "CRM_ACCOUNTING_READ_TIMEOUT": "0.5",
+        # Generous: no test here makes the fake hang, and a slow machine must not add a retry.
+        "CRM_ACCOUNTING_READ_TIMEOUT": str(PATIENT),
+        "CRM_ACCOUNTING_CONNECT_TIMEOUT": str(PATIENT),
         "CRM_LOG_JSON": "true",
         "CRM_OUTBOUND_ALLOW_HTTP": "true",
         "CRM_OUTBOUND_ALLOW_PRIVATE": "true",
