@@ -21,8 +21,10 @@ allowed, so a run's error cannot be used to scan ports or read banners.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+import threading
 import time
 import typing
 from collections.abc import Iterable
@@ -210,6 +212,19 @@ class GuardedBackend(httpcore.NetworkBackend):
     def __init__(self, policy: OutboundPolicy) -> None:
         self.policy = policy
         self._plain = httpcore.SyncBackend()
+        self._streams: list[httpcore.NetworkStream] = []
+        self._lock = threading.Lock()
+
+    def abort(self) -> None:
+        """End every connection this backend opened, from any thread: a read waiting on one
+        fails at once (closing an httpx client does not wake it)."""
+        with self._lock:
+            streams, self._streams = self._streams, []
+        for stream in streams:
+            sock = stream.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def connect_tcp(
         self,
@@ -225,7 +240,7 @@ class GuardedBackend(httpcore.NetworkBackend):
         error: Exception | None = None
         for address in addresses:
             try:
-                return self._plain.connect_tcp(
+                stream = self._plain.connect_tcp(
                     str(address),
                     port,
                     timeout=timeout,
@@ -234,6 +249,10 @@ class GuardedBackend(httpcore.NetworkBackend):
                 )
             except httpcore.ConnectError as exc:
                 error = exc
+                continue
+            with self._lock:
+                self._streams.append(stream)
+            return stream
         raise error or httpcore.ConnectError("no address to connect to")
 
     def connect_unix_socket(
@@ -255,10 +274,15 @@ class GuardedTransport(httpx.HTTPTransport):
         super().__init__(trust_env=False)
         # httpx exposes no network backend option: its pool is replaced by an identical one
         # on the guarded backend (tests/core/test_outbound.py proves connections go through it).
+        self._backend = GuardedBackend(policy)
         self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(trust_env=False),
-            network_backend=GuardedBackend(policy),
+            network_backend=self._backend,
         )
+
+    def abort(self) -> None:
+        """End its connections now, from any thread (see ``GuardedBackend.abort``)."""
+        self._backend.abort()
 
 
 def read_body(response: httpx.Response, *, max_bytes: int, deadline: float | None) -> bytes:

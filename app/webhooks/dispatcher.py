@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook as Signer
 
 from app.core.config import Settings
-from app.core.outbound import read_body
+from app.core.outbound import GuardedTransport, read_body
 from app.db.base import utcnow
 from app.db.session import Database
 from app.events.metrics import DELIVERIES, DELIVERY_LATENCY, OLDEST_PENDING
@@ -254,13 +254,15 @@ class Dispatcher:
         timeout = self.settings.webhook_timeout
         deadline = time.monotonic() + timeout
         policy = self.settings.outbound_policy
+        transport = self.transport or GuardedTransport(policy)
         client = policy.client(
-            base_url=item.url, timeout=httpx.Timeout(timeout), transport=self.transport
+            base_url=item.url, timeout=httpx.Timeout(timeout), transport=transport
         )
         # httpx bounds each connect, write and read by the timeout, not the whole attempt; a
         # receiver that trickles its answer would outlive the claim's lease. At the deadline
-        # the watchdog closes the client, which ends any read under way.
-        watchdog = threading.Timer(timeout, client.close)
+        # the watchdog ends the connection (a read waiting on it fails at once).
+        abort = getattr(transport, "abort", client.close)
+        watchdog = threading.Timer(timeout, abort)
         watchdog.daemon = True
         watchdog.start()
         try:
