@@ -22,8 +22,10 @@ allowed, so a run's error cannot be used to scan ports or read banners.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import socket
+import ssl
 import threading
 import time
 import typing
@@ -267,18 +269,23 @@ class GuardedBackend(httpcore.NetworkBackend):
         self._plain.sleep(seconds)
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context for every outbound connection: making one loads the system's
+    certificate store (hundreds of milliseconds on a busy machine); using one is thread-safe."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class GuardedTransport(httpx.HTTPTransport):
     """httpx's own transport over a connection pool whose network backend is guarded."""
 
     def __init__(self, policy: OutboundPolicy) -> None:
-        super().__init__(trust_env=False)
+        context = _ssl_context()
+        super().__init__(verify=context, trust_env=False)
         # httpx exposes no network backend option: its pool is replaced by an identical one
         # on the guarded backend (tests/core/test_outbound.py proves connections go through it).
         self._backend = GuardedBackend(policy)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            network_backend=self._backend,
-        )
+        self._pool = httpcore.ConnectionPool(ssl_context=context, network_backend=self._backend)
 
     def abort(self) -> None:
         """End its connections now, from any thread (see ``GuardedBackend.abort``)."""
