@@ -40,14 +40,27 @@ from app.models import Event, NumberSequence
 EVENT_SEQUENCE = "event"
 _PENDING = "crm_outbox"
 
-# A producer renders events at commit time from its state: (company_id, type, data) each.
+
+@dataclass(frozen=True)
+class InDatabase:
+    """Events the database renders and inserts itself (``INSERT ... SELECT``): ``count`` of
+    them, of ``types``, numbered from the ``first`` that ``insert(session, first, at)`` gets."""
+
+    company_id: uuid.UUID
+    count: int
+    types: dict[str, int]  # how many of each type, for the metrics
+    insert: Callable[[Session, int, datetime], None]
+
+
+# A producer renders events at commit time from its state: (company_id, type, data) each, or
+# a batch the database renders.
 Rendered = tuple[uuid.UUID, str, dict[str, Any]]
-Producer = Callable[[Session, Any], list[Rendered]]
+Producer = Callable[[Session, Any], list[Rendered | InDatabase]]
 
 
 @dataclass
 class _Outbox:
-    events: list[Rendered] = field(default_factory=list)
+    events: list[Rendered | InDatabase] = field(default_factory=list)
     producers: dict[str, tuple[Producer, Any]] = field(default_factory=dict)
 
 
@@ -61,6 +74,11 @@ def _outbox(session: Session) -> _Outbox:
 def emit(session: Session, company_id: uuid.UUID, type_: str, data: dict[str, Any]) -> None:
     """Record one event, written if and when the session commits."""
     _outbox(session).events.append((company_id, type_, data))
+
+
+def emit_in_database(session: Session, batch: InDatabase) -> None:
+    """Record events the database renders and inserts at commit time (many at once)."""
+    _outbox(session).events.append(batch)
 
 
 def defer(session: Session, key: str, make: Callable[[], tuple[Producer, Any]]) -> Any:
@@ -91,18 +109,26 @@ def reserve(session: Session, company_id: uuid.UUID, count: int) -> int:
     return int(last)
 
 
-def write(session: Session, events: list[Rendered], at: datetime | None = None) -> int:
+def write(session: Session, events: list[Rendered | InDatabase], at: datetime | None = None) -> int:
     """Number and insert events now (the commit hook's work); returns how many."""
     if not events:
         return 0
     at = at or utcnow()
-    by_company: dict[uuid.UUID, list[Rendered]] = {}
+    by_company: dict[uuid.UUID, list[Rendered | InDatabase]] = {}
     for item in events:
-        by_company.setdefault(item[0], []).append(item)
+        key = item.company_id if isinstance(item, InDatabase) else item[0]
+        by_company.setdefault(key, []).append(item)
     rows: list[dict[str, Any]] = []
+    batches: list[tuple[InDatabase, int]] = []
+    counts: Counter[str] = Counter()
     for company_id in sorted(by_company):  # a fixed order: two companies never deadlock
-        batch = by_company[company_id]
-        first = reserve(session, company_id, len(batch)) - len(batch) + 1
+        items = by_company[company_id]
+        python = [item for item in items if not isinstance(item, InDatabase)]
+        in_database = [item for item in items if isinstance(item, InDatabase)]
+        total = len(python) + sum(b.count for b in in_database)
+        if total == 0:
+            continue
+        first = reserve(session, company_id, total) - total + 1
         rows.extend(
             {
                 "company_id": company_id,
@@ -112,12 +138,20 @@ def write(session: Session, events: list[Rendered], at: datetime | None = None) 
                 "occurred_at": at,
                 "data": json.dumps(data, separators=(",", ":"), ensure_ascii=False),
             }
-            for i, (_, type_, data) in enumerate(batch)
+            for i, (_, type_, data) in enumerate(python)
         )
+        counts.update(type_ for _, type_, _ in python)
+        start = first + len(python)
+        for batch in in_database:
+            batches.append((batch, start))
+            start += batch.count
+            counts.update(batch.types)
     _insert(session, rows)
-    for type_, count in Counter(item[1] for item in events).items():
+    for batch, start in batches:
+        batch.insert(session, start, at)
+    for type_, count in counts.items():
         EVENTS_WRITTEN.labels(type_).inc(count)
-    return len(rows)
+    return sum(counts.values())
 
 
 COPY_FROM = 100  # rows; fewer go in one executemany
@@ -127,6 +161,8 @@ _COLUMNS = ("company_id", "seq", "id", "type", "occurred_at", "data")
 def _insert(session: Session, rows: list[dict[str, Any]]) -> None:
     """Many events (a bulk change writes two per partner) go in with PostgreSQL's COPY, in
     the same transaction: some ten times faster than a statement per row."""
+    if not rows:
+        return
     if len(rows) < COPY_FROM or session.get_bind().dialect.name != "postgresql":
         session.execute(insert(Event), rows)
         return
@@ -143,7 +179,7 @@ def _before_commit(session: Session) -> None:
     box: _Outbox | None = session.info.pop(_PENDING, None)
     if box is None:
         return
-    events = list(box.events)
+    events: list[Rendered | InDatabase] = list(box.events)
     for producer, state in box.producers.values():
         events.extend(producer(session, state))
     write(session, events)

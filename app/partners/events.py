@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -24,6 +25,8 @@ from app.partners.repository import PartnerRepository
 from app.partners.schemas import PartnerRead
 
 CHUNK = 1000
+# From this many partners of one company in one transaction, PostgreSQL renders their events.
+IN_DATABASE_FROM = 200
 _KEY = "partners"
 
 
@@ -67,21 +70,43 @@ def touched(
 def stage_changed(
     session: Session,
     company_id: uuid.UUID,
-    changes: Sequence[tuple[int, str | None]],
+    changes: Sequence[Any],
     *,
     stage: str | None,
     reason: str,
     changed_by: dict[str, Any] | None,
+    at: datetime,
 ) -> None:
-    """``partner.stage_changed`` for each (number, previous stage)."""
-    for number, previous in changes:
+    """``partner.stage_changed`` for each changed row (``id``, ``number``, and its
+    ``customer_stage`` before), whose history row was written at ``at``."""
+    if len(changes) >= IN_DATABASE_FROM and session.get_bind().dialect.name == "postgresql":
+        repo = PartnerRepository(session, company_id)
+        ids = [row.id for row in changes]
+        outbox.emit_in_database(
+            session,
+            outbox.InDatabase(
+                company_id,
+                len(ids),
+                {EventType.partner_stage_changed.value: len(ids)},
+                lambda _session, first, occurred_at: repo.insert_stage_events(
+                    ids,
+                    changed_at=at,
+                    reason=reason,
+                    changed_by=changed_by,
+                    first=first,
+                    occurred_at=occurred_at,
+                ),
+            ),
+        )
+        return
+    for row in changes:
         outbox.emit(
             session,
             company_id,
             EventType.partner_stage_changed,
             {
-                "number": number,
-                "previous_stage": previous,
+                "number": row.number,
+                "previous_stage": row.customer_stage,
                 "stage": stage,
                 "reason": reason,
                 "changed_by": changed_by,
@@ -95,14 +120,17 @@ def deleted(session: Session, company_id: uuid.UUID, number: int) -> None:
     outbox.emit(session, company_id, EventType.partner_deleted, {"number": number})
 
 
-def _render(session: Session, state: _Touched) -> list[outbox.Rendered]:
+def _render(session: Session, state: _Touched) -> list[outbox.Rendered | outbox.InDatabase]:
     by_company: dict[uuid.UUID, list[int]] = {}
     for company_id, number in state:
         by_company.setdefault(company_id, []).append(number)
-    events: list[outbox.Rendered] = []
+    events: list[outbox.Rendered | outbox.InDatabase] = []
     dialect = session.get_bind().dialect.name
     for company_id, numbers in by_company.items():
         repo = PartnerRepository(session, company_id)
+        if dialect == "postgresql" and len(numbers) >= IN_DATABASE_FROM:
+            events.extend(_in_database(repo, state, company_id, sorted(numbers)))
+            continue
         for start in range(0, len(numbers), CHUNK):
             chunk = sorted(numbers[start : start + CHUNK])
             flipped = []
@@ -111,20 +139,69 @@ def _render(session: Session, state: _Touched) -> list[outbox.Rendered]:
                 if not before.created and before.version == partner.version:
                     continue
                 kind = EventType.partner_created if before.created else EventType.partner_updated
-                events.append((company_id, kind, PartnerRead.of(partner).model_dump(mode="json")))
+                read = PartnerRead.model_validate(partner)
+                events.append((company_id, kind, read.model_dump(mode="json")))
                 if before.exceeded is not None and partner.credit_limit_exceeded != before.exceeded:
                     flipped.append(partner.number)
-            if flipped:
-                rows = session.execute(
-                    overview_select(dialect, company_id)
-                    .where(Partner.number.in_(flipped))
-                    .order_by(Partner.number)
-                )
-                for row in rows:
-                    kind = (
-                        EventType.partner_credit_limit_exceeded
-                        if row.credit_limit_exceeded
-                        else EventType.partner_credit_limit_cleared
-                    )
-                    events.append((company_id, kind, row_of(row).model_dump(mode="json")))
+            events.extend(_flips(session, dialect, company_id, flipped))
     return events
+
+
+def _in_database(
+    repo: PartnerRepository, state: _Touched, company_id: uuid.UUID, numbers: list[int]
+) -> list[outbox.Rendered | outbox.InDatabase]:
+    """Many partners (a bulk change): PostgreSQL renders and inserts their events itself."""
+    changed: list[int] = []
+    created: list[int] = []
+    flipped: list[int] = []
+    for start in range(0, len(numbers), CHUNK * 5):
+        for number, version, exceeded in repo.versions(numbers[start : start + CHUNK * 5]):
+            before = state[(company_id, number)]
+            if not before.created and before.version == version:
+                continue
+            changed.append(number)
+            if before.created:
+                created.append(number)
+            if before.exceeded is not None and exceeded != before.exceeded:
+                flipped.append(number)
+    out: list[outbox.Rendered | outbox.InDatabase] = []
+    if changed:
+        types = {
+            EventType.partner_created.value: len(created),
+            EventType.partner_updated.value: len(changed) - len(created),
+        }
+        out.append(
+            outbox.InDatabase(
+                company_id,
+                len(changed),
+                {k: v for k, v in types.items() if v},
+                lambda session, first, at: repo.insert_read_events(
+                    changed, created, first=first, at=at
+                ),
+            )
+        )
+    out.extend(_flips(repo.session, "postgresql", company_id, flipped))
+    return out
+
+
+def _flips(
+    session: Session, dialect: str, company_id: uuid.UUID, numbers: list[int]
+) -> list[outbox.Rendered | outbox.InDatabase]:
+    """The credit flips of these partners, each with its overview row."""
+    if not numbers:
+        return []
+    rows = session.execute(
+        overview_select(dialect, company_id)
+        .where(Partner.number.in_(numbers))
+        .order_by(Partner.number)
+    )
+    return [
+        (
+            company_id,
+            EventType.partner_credit_limit_exceeded
+            if row.credit_limit_exceeded
+            else EventType.partner_credit_limit_cleared,
+            row_of(row).model_dump(mode="json"),
+        )
+        for row in rows
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, text, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
@@ -178,6 +179,64 @@ class PartnerRepository:
             )
             for row in rows
         ]
+
+    def versions(self, numbers: list[int]) -> list[Any]:
+        """(number, version, credit_limit_exceeded) of these partners: what their events need
+        to know before the database renders them."""
+        return list(
+            self.session.execute(
+                select(Partner.number, Partner.version, Partner.credit_limit_exceeded).where(
+                    Partner.company_id == self.company_id, Partner.number.in_(numbers)
+                )
+            )
+        )
+
+    def insert_read_events(
+        self, numbers: list[int], created: list[int], *, first: int, at: datetime
+    ) -> None:
+        """PostgreSQL: one ``partner.created``/``partner.updated`` event per partner, its data
+        the partner as ``PartnerRead`` reads it, built by the database (``_INSERT_READ_EVENTS``;
+        tests/events/test_feed.py proves the two identical), numbered from ``first`` in
+        partner number order. For many partners at once: a bulk change writes 50k in one
+        statement instead of rendering and sending each."""
+        self.session.execute(
+            text(_INSERT_READ_EVENTS),
+            {
+                "company_id": self.company_id,
+                "numbers": numbers,
+                "created": created,
+                "first": first,
+                "at": at,
+            },
+        )
+
+    def insert_stage_events(
+        self,
+        partner_ids: list[uuid.UUID],
+        *,
+        changed_at: datetime,
+        reason: str,
+        changed_by: dict[str, Any] | None,
+        first: int,
+        occurred_at: datetime,
+    ) -> None:
+        """PostgreSQL: ``partner.stage_changed`` for these partners, built from the history
+        rows written at ``changed_at``, numbered from ``first`` in partner number order."""
+        result = self.session.execute(
+            text(_INSERT_STAGE_EVENTS),
+            {
+                "company_id": self.company_id,
+                "ids": partner_ids,
+                "changed_at": changed_at,
+                "reason": reason,
+                "changed_by": json.dumps(changed_by),
+                "first": first,
+                "occurred_at": occurred_at,
+            },
+        )
+        written = int(getattr(result, "rowcount", -1))
+        if written != len(partner_ids):  # numbers were taken for each: never leave a gap
+            raise RuntimeError(f"{written} stage events for {len(partner_ids)} changes")
 
     def get_by_id(self, partner_id: uuid.UUID, *, for_update: bool = False) -> Partner | None:
         stmt = (
@@ -365,3 +424,64 @@ class PartnerRepository:
             )
             or 0
         )
+
+
+# One partner.created/partner.updated event per partner, numbered from :first in number order,
+# its data PartnerRead as PostgreSQL builds it (field for field, in its order): money as NUMERIC
+# text ("1234.50"), instants as the API writes them (UTC, microseconds, "Z"), tags by name_key,
+# locations by position, the owner from the maintained owner_id/owner_name.
+_INSERT_READ_EVENTS = """
+INSERT INTO events (company_id, seq, id, type, occurred_at, data)
+SELECT p.company_id,
+       :first - 1 + row_number() OVER (ORDER BY p.number),
+       'evt_' || replace(gen_random_uuid()::text, '-', ''),
+       CASE WHEN p.number = ANY(:created) THEN 'partner.created' ELSE 'partner.updated' END,
+       :at,
+       json_build_object(
+    'id', p.id, 'number', p.number, 'name', p.name, 'country', p.country,
+    'vat_id', p.vat_id, 'currency', p.currency, 'email', p.email, 'phone', p.phone,
+    'website', p.website,
+    'owner', CASE WHEN p.owner_id IS NULL THEN NULL
+             ELSE json_build_object('id', p.owner_id, 'name', p.owner_name) END,
+    'tags', COALESCE((
+        SELECT json_agg(t.name ORDER BY t.name_key)
+        FROM partner_tags pt JOIN tags t ON t.company_id = pt.company_id AND t.id = pt.tag_id
+        WHERE pt.company_id = p.company_id AND pt.partner_id = p.id), '[]'::json),
+    'customer_stage', p.customer_stage,
+    'credit_limit', p.credit_limit::text,
+    'accounting_ref', p.accounting_ref,
+    'locations', COALESCE((
+        SELECT json_agg(json_build_object(
+            'id', l.id, 'name', l.name, 'address', l.address, 'postal_code', l.postal_code,
+            'city', l.city, 'country', l.country, 'is_primary', l.is_primary)
+            ORDER BY l.position)
+        FROM partner_locations l
+        WHERE l.company_id = p.company_id AND l.partner_id = p.id), '[]'::json),
+    'debtor_balance', p.debtor_balance::text,
+    'debtor_balance_synced_at',
+        to_char(p.debtor_balance_synced_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    'credit_limit_exceeded', p.credit_limit_exceeded,
+    'uninvoiced_total', p.uninvoiced_total::text,
+    'latest_sales_delivery_date', p.latest_sales_delivery_date,
+    'created_at', to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    'updated_at', to_char(p.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+       )::text
+FROM partners p
+WHERE p.company_id = :company_id AND p.number = ANY(:numbers)
+"""
+
+_INSERT_STAGE_EVENTS = """
+INSERT INTO events (company_id, seq, id, type, occurred_at, data)
+SELECT sc.company_id,
+       :first - 1 + row_number() OVER (ORDER BY p.number),
+       'evt_' || replace(gen_random_uuid()::text, '-', ''),
+       'partner.stage_changed',
+       :occurred_at,
+       json_build_object(
+           'number', p.number, 'previous_stage', sc.previous_stage, 'stage', sc.stage,
+           'reason', sc.reason, 'changed_by', CAST(:changed_by AS json))::text
+FROM stage_changes sc
+JOIN partners p ON p.company_id = sc.company_id AND p.id = sc.partner_id
+WHERE sc.company_id = :company_id AND sc.partner_id = ANY(:ids)
+  AND sc.changed_at = :changed_at AND sc.reason = :reason
+"""

@@ -44,9 +44,10 @@ def change_stage(
         events.stage_changed(
             session,
             company_id,
-            [(r.number, r.customer_stage) for r in changing],
+            changing,
             stage=value,
             reason=reason.value,
             changed_by={"id": str(actor_id), "name": name} if actor_id is not None else None,
+            at=at,
         )
     return changing

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from app.db.base import utcnow
 from app.events import service as event_service
 from app.models import Event
-from tests.api.helpers import create_partner, create_tag, get_partner
+from app.partners import events as partner_events
+from tests.api.helpers import create_partner, create_tag, create_user, get_partner
 from tests.conftest import Api, assert_problem
 from tests.orders_crm.helpers import create_order, get_order, line, transition
 
@@ -263,3 +264,89 @@ def test_long_polling_answers_on_time_without_an_event(api: Api) -> None:
 @pytest.mark.parametrize("wait", ["-1", "31", "1.5"])
 def test_wait_out_of_range_is_422(api: Api, wait: str) -> None:
     assert_problem(api.get(EVENTS, params={"wait": wait}), 422)
+
+
+@pytest.mark.postgres_only
+def test_the_database_renders_a_partner_exactly_as_the_api_reads_it(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many partners at once (a bulk change), PostgreSQL builds their events' data itself:
+    here for one partner with every field set, each event equals what GET shows."""
+    monkeypatch.setattr(partner_events, "IN_DATABASE_FROM", 1)
+    create_tag(api, "Organic")
+    create_tag(api, "deli")
+    owner = create_user(api, name="Mette Sørensen")
+    body = {
+        "name": 'Ærø Foods ApS "quoted"',
+        "country": "DK",
+        "vat_id": "DK12345678",
+        "currency": "EUR",
+        "email": "buyer@aero.example",
+        "phone": "+45 12 34 56 78",
+        "website": "https://aero.example",
+        "owner_id": owner["id"],
+        "tags": ["deli", "Organic"],
+        "customer_stage": "lead",
+        "credit_limit": "1234.50",
+        "accounting_ref": "C-77",
+        "locations": [
+            {
+                "name": "Warehouse",
+                "address": "Havnen 1",
+                "postal_code": "5970",
+                "city": "Ærøskøbing",
+                "country": "DK",
+            },
+            {
+                "name": "Shop",
+                "address": "Torvet 2",
+                "postal_code": "5970",
+                "city": "Ærøskøbing",
+                "country": "DK",
+                "is_primary": True,
+            },
+        ],
+    }
+    partner = create_partner(api, **body)
+    items, cursor = drain(api)
+    created = next(e for e in items if e["type"] == "partner.created")
+    assert created["data"] == get_partner(api, partner["number"])
+    stage = next(e for e in items if e["type"] == "partner.stage_changed")
+    assert stage["data"] == {
+        "number": partner["number"],
+        "previous_stage": None,
+        "stage": "lead",
+        "reason": "manual",
+        "changed_by": {"id": str(api.tenant.admin.id), "name": api.tenant.admin.name},
+    }
+    push = {
+        "balances": [{"accounting_ref": "C-77", "balance": "-17.05"}],
+        "as_of": (utcnow() - timedelta(minutes=1)).isoformat(),
+    }
+    assert api.post("/api/v1/accounting/balances", json=push).status_code == 200
+    create_order(
+        api,
+        partner["number"],
+        lines=[line(quantity="3", unit_price="9.99")],
+        exchange_rate="7.45",
+        delivery_date="2026-12-24",
+    )
+    items, _ = drain(api, cursor)
+    updated = [e for e in items if e["type"] == "partner.updated"]
+    assert updated
+    final = get_partner(api, partner["number"])
+    assert final["debtor_balance"] == "-17.05"
+    assert final["latest_sales_delivery_date"] == "2026-12-24"
+    assert updated[-1]["data"] == final
+    _, cursor = drain(api, cursor)
+    r = api.post(
+        "/api/v1/partners/bulk/customer-stage",
+        json={"numbers": [partner["number"]], "customer_stage": "lost"},
+    )
+    assert r.status_code == 200, r.text
+    items, _ = drain(api, cursor)
+    assert sorted(types(items)) == ["partner.stage_changed", "partner.updated"]
+    by_type = {e["type"]: e["data"] for e in items}
+    assert by_type["partner.updated"] == get_partner(api, partner["number"])
+    assert by_type["partner.stage_changed"]["previous_stage"] == "active"
+    assert by_type["partner.stage_changed"]["reason"] == "bulk"
