@@ -84,6 +84,7 @@ def main() -> None:
     parser.add_argument("--company", default="bench")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--orders", type=int, default=50, help="orders per block")
+    parser.add_argument("--no-bulk", action="store_true", help="order creation only")
     args = parser.parse_args()
     db = Database(build_engine(Settings()))
     with db.session() as session:
@@ -104,17 +105,21 @@ def main() -> None:
                 figures["order"].setdefault(on, []).append(
                     order_block(db, principal, int(partners or 1), args.orders)
                 )
-                elapsed, changed = bulk_once(db, principal)
-                figures["bulk"].setdefault(on, []).append(elapsed)
+                if not args.no_bulk:
+                    elapsed, changed = bulk_once(db, principal)
+                    figures["bulk"].setdefault(on, []).append(elapsed)
     for name, unit, scale in (("order creation", "ms", 1000), ("bulk stage change", "s", 1)):
         key = "order" if name.startswith("order") else "bulk"
+        if not figures[key]:
+            continue
         off = statistics.median(figures[key][False])
         on = statistics.median(figures[key][True])
         print(
             f"{name}: without events {off * scale:.1f} {unit}, with events {on * scale:.1f} "
             f"{unit}, ratio {on / off:.2f}"
         )
-    print(f"(bulk: {changed} partners changed per run, {2 * changed} events)")
+    if changed:
+        print(f"(bulk: {changed} partners changed per run, {2 * changed} events)")
 
 
 if __name__ == "__main__":
