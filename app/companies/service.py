@@ -17,6 +17,7 @@ from app.core.types import clean_text, currencies
 from app.db.base import utcnow
 from app.models import Company
 from app.numbers.repository import add_sequences
+from app.partners import events as partner_events
 from app.partners.repository import PartnerRepository
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -78,6 +79,8 @@ def update(
             setattr(company, field, value.value if hasattr(value, "value") else value)
         company.updated_at = utcnow()
         if company.credit_check != previous_check:
-            PartnerRepository(session, company.id).refresh_credit_states(company.credit_check)
+            repo = PartnerRepository(session, company.id)
+            flipped = repo.refresh_credit_states(company.credit_check)
+            partner_events.touched(session, company.id, flipped)
         session.commit()
     return company

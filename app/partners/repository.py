@@ -300,16 +300,25 @@ class PartnerRepository:
             .with_for_update()
         ).all()
 
-    def refresh_credit_states(self, check: str) -> None:
-        """Re-evaluate every partner (after the company's credit check option changed)."""
+    def refresh_credit_states(self, check: str) -> list[Any]:
+        """Re-evaluate every partner (after the company's credit check option changed);
+        returns (number, version, credit_limit_exceeded) of those that flip, as they were."""
         expr = exceeded_sql(check)
-        self.lock_in_number_order(Partner.credit_limit_exceeded != expr)
+        flipping = list(
+            self.session.execute(
+                select(Partner.number, Partner.version, Partner.credit_limit_exceeded)
+                .where(Partner.company_id == self.company_id, Partner.credit_limit_exceeded != expr)
+                .order_by(Partner.number)
+                .with_for_update()
+            )
+        )
         self.session.execute(
             update(Partner)
             .where(Partner.company_id == self.company_id, Partner.credit_limit_exceeded != expr)
             .values(credit_limit_exceeded=expr, version=Partner.version + 1, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
+        return flipping
 
     def count_matching(self, conditions: list[Any]) -> int:
         """How many partners match: one COUNT, no row locks."""

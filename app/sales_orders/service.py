@@ -445,6 +445,11 @@ def check_partner_totals(
             PartnerRepository(session, company_id).lock_in_number_order(Partner.id.in_(ids))
             still = partner_total_drift(session, company_id, partner_ids=ids)
             if still:
+                partner_events.touched(
+                    session,
+                    company_id,
+                    PartnerRepository(session, company_id).versions([r.number for r in still]),
+                )
                 repair_partner_totals(
                     session,
                     company_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -12,8 +13,9 @@ from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
 from app.events import service as event_service
-from app.models import Event
+from app.models import Event, Partner
 from app.partners import events as partner_events
+from app.sales_orders.service import check_partner_totals
 from tests.api.helpers import create_partner, create_tag, create_user, get_partner
 from tests.conftest import Api, assert_problem
 from tests.orders_crm.helpers import create_order, get_order, line, transition
@@ -350,3 +352,41 @@ def test_the_database_renders_a_partner_exactly_as_the_api_reads_it(
     assert by_type["partner.updated"] == get_partner(api, partner["number"])
     assert by_type["partner.stage_changed"]["previous_stage"] == "active"
     assert by_type["partner.stage_changed"]["reason"] == "bulk"
+
+
+def test_a_new_credit_check_writes_the_flips_it_causes(api: Api) -> None:
+    partner = create_partner(api, customer_stage="active", credit_limit="100.00")
+    api.patch(f"/api/v1/partners/{partner['number']}", json={"accounting_ref": "C9"})
+    push = {
+        "balances": [{"accounting_ref": "C9", "balance": "50.00"}],
+        "as_of": (utcnow() - timedelta(minutes=1)).isoformat(),
+    }
+    assert api.post("/api/v1/accounting/balances", json=push).status_code == 200
+    create_order(api, partner["number"], lines=[line(quantity="6", unit_price="10.00")])
+    _, cursor = drain(api)
+    r = api.patch("/api/v1/company", json={"credit_check": "balance_plus_uninvoiced"})
+    assert r.status_code == 200, r.text
+    items, _ = drain(api, cursor)
+    assert sorted(types(items)) == ["partner.credit_limit_exceeded", "partner.updated"]
+    updated = next(e for e in items if e["type"] == "partner.updated")
+    assert updated["data"] == get_partner(api, partner["number"])
+    assert updated["data"]["credit_limit_exceeded"] is True
+
+
+def test_repairing_maintained_columns_writes_partner_updated(
+    api: Api, db: Any, session: Session
+) -> None:
+    partner = create_partner(api, customer_stage="active")
+    create_order(api, partner["number"], lines=[line(quantity="1", unit_price="10.00")])
+    session.execute(
+        update(Partner)
+        .where(Partner.company_id == api.tenant.company.id, Partner.number == partner["number"])
+        .values(uninvoiced_total=Decimal("999.00"))
+    )
+    _, cursor = drain(api)
+    drift = check_partner_totals(db=db, company_id=api.tenant.company.id, repair=True)
+    assert [d.number for d in drift] == [partner["number"]]
+    items, _ = drain(api, cursor)
+    assert types(items) == ["partner.updated"]
+    assert items[0]["data"]["uninvoiced_total"] == "10.00"
+    assert items[0]["data"] == get_partner(api, partner["number"])
