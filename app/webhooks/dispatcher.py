@@ -119,10 +119,23 @@ class Dispatcher:
                 break
         return total
 
+    def _any(self, stmt: Any) -> bool:
+        """A look in a read transaction first: most rounds find nothing to do, and a write
+        transaction would take SQLite's one write lock every round for nothing."""
+        with self.db.session(write=False) as session:
+            return session.execute(stmt.limit(1)).first() is not None
+
     def fan_out(self) -> int:
         made = 0
+        counter = NumberSequence.__table__.alias("counter")
+        behind = and_(counter.c.company_id == Webhook.company_id, counter.c.kind == EVENT_SEQUENCE)
+        if not self._any(
+            select(Webhook.id)
+            .join(counter, behind)
+            .where(Webhook.enabled.is_(True), Webhook.position < counter.c.last_value)
+        ):
+            return 0
         with self.db.session() as session:
-            counter = NumberSequence.__table__.alias("counter")
             stmt = (
                 select(Webhook, counter.c.last_value)
                 .join(
@@ -179,6 +192,13 @@ class Dispatcher:
         now = utcnow()
         timeout = self.settings.webhook_timeout
         lease = timedelta(seconds=timeout + min(MAX_LEASE_MARGIN, timeout))
+        if not self._any(
+            select(WebhookDelivery.id).where(
+                WebhookDelivery.status == DeliveryStatus.pending.value,
+                WebhookDelivery.next_attempt_at <= now,
+            )
+        ):
+            return []
         with self.db.session() as session:
             stmt = (
                 select(WebhookDelivery, Webhook)
