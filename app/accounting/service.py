@@ -29,7 +29,13 @@ from app.accounting.repository import AccountingRepository
 from app.accounting.schemas import BalancePush, BalancePushResult, ConnectionPut, SyncRunRead
 from app.core import secrets
 from app.core.config import Settings
-from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from app.core.errors import (
+    Conflict,
+    FieldError,
+    NotFound,
+    ValidationFailed,
+    destination_not_allowed,
+)
 from app.core.outbound import DestinationNotAllowed, OutboundPolicy
 from app.core.pagination import PageRequest, RawPage
 from app.db.base import utcnow
@@ -111,16 +117,7 @@ def put_connection(
     try:
         outbound.check_url(base_url)
     except DestinationNotAllowed:
-        raise ValidationFailed(
-            "base_url leads to a destination that is not allowed (https:// to a public "
-            "address only).",
-            code="destination_not_allowed",
-            errors=[
-                FieldError(
-                    ("body", "base_url"), "destination not allowed", "destination_not_allowed"
-                )
-            ],
-        ) from None
+        raise destination_not_allowed("base_url", allow_http=outbound.allow_http) from None
     repo = AccountingRepository(session, company_id)
     connection = repo.connection(for_update=True)
     given = {

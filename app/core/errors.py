@@ -102,6 +102,17 @@ class ValidationFailed(AppError):
     status, title, default_code = 422, "Validation failed", "validation_failed"
 
 
+def destination_not_allowed(field: str, *, allow_http: bool) -> ValidationFailed:
+    """A tenant-supplied URL the outbound policy refuses (``app.core.outbound``), as a 422
+    naming the field (never why: the reason could map the network)."""
+    schemes = "https:// or http://" if allow_http else "https://"
+    return ValidationFailed(
+        f"{field} leads to a destination that is not allowed ({schemes} to a public address only).",
+        code="destination_not_allowed",
+        errors=[FieldError(("body", field), "destination not allowed", "destination_not_allowed")],
+    )
+
+
 class InternalError(AppError):
     status, title, default_code = 500, "Internal server error", "internal_error"
 

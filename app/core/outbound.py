@@ -207,6 +207,11 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     return seen
 
 
+def _closed(stream: httpcore.NetworkStream) -> bool:
+    sock = stream.get_extra_info("socket")
+    return sock is None or sock.fileno() == -1
+
+
 class GuardedBackend(httpcore.NetworkBackend):
     """httpcore's network layer with the policy applied at connect time: resolve once, check
     every address, connect to a checked one."""
@@ -252,7 +257,8 @@ class GuardedBackend(httpcore.NetworkBackend):
             except httpcore.ConnectError as exc:
                 error = exc
                 continue
-            with self._lock:
+            with self._lock:  # closed ones go: a long-lived client opens many over time
+                self._streams = [s for s in self._streams if not _closed(s)]
                 self._streams.append(stream)
             return stream
         raise error or httpcore.ConnectError("no address to connect to")

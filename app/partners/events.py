@@ -134,38 +134,55 @@ def _render(session: Session, state: _Touched) -> list[outbox.Rendered | outbox.
             events.extend(_in_database(repo, state, company_id, sorted(numbers)))
             continue
         for start in range(0, len(numbers), CHUNK):
-            chunk = sorted(numbers[start : start + CHUNK])
-            flipped = []
-            for partner in repo.read_rows(chunk):
-                before = state[(company_id, partner.number)]
-                if not before.created and before.version == partner.version:
-                    continue
-                kind = EventType.partner_created if before.created else EventType.partner_updated
+            rows = repo.read_rows(sorted(numbers[start : start + CHUNK]))
+            changed, created, flipped = _moved(state, company_id, rows)
+            for partner in changed:
+                kind = (
+                    EventType.partner_created
+                    if partner.number in created
+                    else EventType.partner_updated
+                )
                 read = PartnerRead.model_validate(partner)
                 events.append((company_id, kind, read.model_dump(mode="json")))
-                if before.exceeded is not None and partner.credit_limit_exceeded != before.exceeded:
-                    flipped.append(partner.number)
             events.extend(_flips(session, dialect, company_id, flipped))
     return events
+
+
+def _moved(
+    state: _Touched, company_id: uuid.UUID, rows: Iterable[Any]
+) -> tuple[list[Any], set[int], list[int]]:
+    """Of these partners as they are now (``number``, ``version``, ``credit_limit_exceeded``):
+    those that changed (created, or their version moved), the numbers of those created, and
+    those whose credit state flipped."""
+    changed: list[Any] = []
+    created: set[int] = set()
+    flipped: list[int] = []
+    for row in rows:
+        before = state[(company_id, row.number)]
+        if not before.created and before.version == row.version:
+            continue
+        changed.append(row)
+        if before.created:
+            created.add(row.number)
+        if before.exceeded is not None and row.credit_limit_exceeded != before.exceeded:
+            flipped.append(row.number)
+    return changed, created, flipped
 
 
 def _in_database(
     repo: PartnerRepository, state: _Touched, company_id: uuid.UUID, numbers: list[int]
 ) -> list[outbox.Rendered | outbox.InDatabase]:
-    """Many partners (a bulk change): PostgreSQL renders and inserts their events itself."""
+    """PostgreSQL renders and inserts the partner events itself (see IN_DATABASE_FROM)."""
     changed: list[int] = []
     created: list[int] = []
     flipped: list[int] = []
     for start in range(0, len(numbers), CHUNK * 5):
-        for number, version, exceeded in repo.versions(numbers[start : start + CHUNK * 5]):
-            before = state[(company_id, number)]
-            if not before.created and before.version == version:
-                continue
-            changed.append(number)
-            if before.created:
-                created.append(number)
-            if before.exceeded is not None and exceeded != before.exceeded:
-                flipped.append(number)
+        rows, made, flips = _moved(
+            state, company_id, repo.versions(numbers[start : start + CHUNK * 5])
+        )
+        changed.extend(row.number for row in rows)
+        created.extend(sorted(made))
+        flipped.extend(flips)
     out: list[outbox.Rendered | outbox.InDatabase] = []
     if changed:
         types = {

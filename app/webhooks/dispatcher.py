@@ -37,7 +37,12 @@ from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook as Signer
 
 from app.core.config import Settings
-from app.core.outbound import GuardedTransport, read_body
+from app.core.outbound import (
+    DestinationNotAllowed,
+    GuardedTransport,
+    ResponseTooLarge,
+    read_body,
+)
 from app.db.base import utcnow
 from app.db.session import Database
 from app.events.metrics import DELIVERIES, DELIVERY_LATENCY, OLDEST_PENDING
@@ -392,7 +397,6 @@ def _disable(webhook: Webhook, reason: str, now: datetime) -> None:
 
 
 def _refusal(exc: Exception) -> str:
-    from app.core.outbound import DestinationNotAllowed, ResponseTooLarge
 
     if isinstance(exc, DestinationNotAllowed):
         return "The destination is not allowed."

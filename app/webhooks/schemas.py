@@ -12,7 +12,6 @@ from app.core.schemas import RequestModel, ResponseModel, omittable
 from app.core.types import StrictBool, Text500, UTCDateTime, WebUrl
 from app.events.types import FeedEventType
 
-MAX_URL = 2000
 EventTypes = list[FeedEventType]
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from app.auth.dependencies import Principal
 from app.core import secrets
 from app.core.config import Settings
-from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from app.core.errors import Conflict, NotFound, destination_not_allowed
 from app.core.outbound import DestinationNotAllowed
 from app.core.pagination import PageRequest, RawPage
 from app.db.base import utcnow
@@ -64,14 +64,7 @@ def _checked_url(url: str, settings: Settings) -> str:
     try:
         settings.outbound_policy.check_url(url)
     except DestinationNotAllowed:
-        scheme = "https:// or http://" if settings.outbound_allow_http else "https://"
-        raise ValidationFailed(
-            f"url leads to a destination that is not allowed ({scheme} to a public address only).",
-            code="destination_not_allowed",
-            errors=[
-                FieldError(("body", "url"), "destination not allowed", "destination_not_allowed")
-            ],
-        ) from None
+        raise destination_not_allowed("url", allow_http=settings.outbound_allow_http) from None
     return url
 
 
