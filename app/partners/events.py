@@ -29,6 +29,11 @@ CHUNK = 1000
 # one transaction: from one, measured faster than reading the partners back into Python (one
 # INSERT ... SELECT instead of three reads and the JSON), and the same SQL serves bulk changes.
 IN_DATABASE_FROM = 1
+# Stage events need nothing read back (the change knows every field): for a few, Python renders
+# them into the one INSERT of the transaction's other events (an order that makes its partner
+# active: 1.10x the order without events, against 1.27x with a second INSERT ... SELECT); for
+# many, the database builds them from the history rows (about 6% faster at 41k than COPY).
+STAGE_IN_DATABASE_FROM = 100
 _KEY = "partners"
 
 
@@ -81,7 +86,7 @@ def stage_changed(
 ) -> None:
     """``partner.stage_changed`` for each changed row (``id``, ``number``, and its
     ``customer_stage`` before), whose history row was written at ``at``."""
-    if len(changes) >= IN_DATABASE_FROM and session.get_bind().dialect.name == "postgresql":
+    if len(changes) >= STAGE_IN_DATABASE_FROM and session.get_bind().dialect.name == "postgresql":
         repo = PartnerRepository(session, company_id)
         ids = [row.id for row in changes]
         outbox.emit_in_database(

@@ -275,6 +275,7 @@ def test_the_database_renders_a_partner_exactly_as_the_api_reads_it(
     """Many partners at once (a bulk change), PostgreSQL builds their events' data itself:
     here for one partner with every field set, each event equals what GET shows."""
     monkeypatch.setattr(partner_events, "IN_DATABASE_FROM", 1)
+    monkeypatch.setattr(partner_events, "STAGE_IN_DATABASE_FROM", 1)
     create_tag(api, "Organic")
     create_tag(api, "deli")
     owner = create_user(api, name="Mette Sørensen")
