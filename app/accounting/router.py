@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Response
 
 from app.accounting import service
 from app.accounting.repository import RUN_SORTING
 from app.accounting.schemas import (
+    READ_MODELS,
     BalancePush,
     BalancePushResult,
     ConnectionPut,
@@ -30,13 +31,9 @@ from app.models.enums import SyncTrigger
 router = APIRouter(prefix="/api/v1/accounting", tags=["accounting"])
 
 
-def _connection(connection: AccountingConnection, settings: Settings) -> ConnectionRead:
-    return ConnectionRead(
-        provider=connection.provider,
-        base_url=connection.base_url,
-        enabled=connection.enabled,
-        updated_at=connection.updated_at,
-        **service.credentials_set(connection, settings.secret_key),
+def _connection(connection: AccountingConnection, settings: Settings) -> Any:
+    return READ_MODELS[connection.provider].model_validate(
+        service.connection_read(connection, settings.secret_key)
     )
 
 

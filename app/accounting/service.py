@@ -9,6 +9,7 @@ whose process died, or that stopped reporting, is marked failed.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -17,16 +18,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.accounting.providers import economic
-from app.accounting.providers.base import AccountingProvider, ProviderError, RetryPolicy
+from app.accounting.providers import REGISTRY
+from app.accounting.providers.base import (
+    AccountingProvider,
+    Connection,
+    ProviderContext,
+    ProviderError,
+    RetryPolicy,
+)
 from app.accounting.repository import AccountingRepository
-from app.accounting.schemas import BalancePush, BalancePushResult, ConnectionPut, SyncRunRead
+from app.accounting.schemas import BalancePush, BalancePushResult, SyncRunRead
 from app.core import secrets
 from app.core.config import Settings
 from app.core.errors import (
@@ -44,7 +52,7 @@ from app.events import outbox
 from app.events.types import EventType
 from app.idempotency.service import Idempotency
 from app.models import AccountingConnection, Company, SyncRun
-from app.models.enums import AccountingProviderName, SyncRunStatus
+from app.models.enums import SyncRunStatus
 from app.partners import events as partner_events
 from app.partners.credit import is_exceeded
 
@@ -54,39 +62,28 @@ HEARTBEAT_EVERY = 5.0  # seconds between heartbeats while fetching
 PUSH_LOCK_LIMIT = 10_000  # up to this many balances, only their partners are locked
 
 
-@dataclass(frozen=True)
-class ProviderConfig:
-    """What a provider needs, detached from the database."""
-
-    provider: str
-    base_url: str
-    credentials: dict[str, str]
-
-
-ProviderFactory = Callable[[ProviderConfig, Settings], AccountingProvider]
+ProviderFactory = Callable[[Connection, ProviderContext], AccountingProvider]
 
 
 def _this_runner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def default_provider(config: ProviderConfig, settings: Settings) -> AccountingProvider:
-    policy = RetryPolicy(
+def open_provider(connection: Connection, context: ProviderContext) -> AccountingProvider:
+    spec = REGISTRY.get(connection.provider)
+    if spec is None:
+        raise ProviderError("unknown_provider", f"No provider named {connection.provider!r}.")
+    return spec.open(connection, context)
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
         request_timeout=settings.accounting_request_timeout,
         attempts=settings.accounting_retry_attempts,
         max_wait=settings.accounting_retry_max_wait,
         connect_timeout=settings.accounting_connect_timeout,
         read_timeout=settings.accounting_read_timeout,
     )
-    if config.provider == AccountingProviderName.economic.value:
-        return economic.EconomicProvider(
-            base_url=config.base_url,
-            app_secret_token=config.credentials["app_secret_token"],
-            agreement_grant_token=config.credentials["agreement_grant_token"],
-            policy=policy,
-            outbound=settings.outbound_policy,
-        )
-    raise ProviderError("unknown_provider", f"No provider named {config.provider!r}.")
 
 
 # -- the connection ----------------------------------------------------------------------
@@ -99,46 +96,56 @@ def get_connection(*, session: Session, company_id: uuid.UUID) -> AccountingConn
     return connection
 
 
-CREDENTIAL_FIELDS = ("app_secret_token", "agreement_grant_token")
+def _checked_url(outbound: OutboundPolicy, field: str, url: str) -> str:
+    url = url.rstrip("/")
+    try:
+        outbound.check_url(url)
+    except DestinationNotAllowed:
+        raise destination_not_allowed(field, allow_http=outbound.allow_http) from None
+    return url
 
 
 def put_connection(
     *,
     session: Session,
     company_id: uuid.UUID,
-    data: ConnectionPut,
+    data: Any,
     secret_key: str,
     outbound: OutboundPolicy,
 ) -> AccountingConnection:
-    """Store the connection. Stored credentials are kept for the fields a request leaves out,
-    but only while the destination stays the same: a new provider or ``base_url`` needs every
-    credential again, so no stored secret can be sent anywhere but where it was meant to go."""
-    base_url = str(data.base_url).rstrip("/")
-    try:
-        outbound.check_url(base_url)
-    except DestinationNotAllowed:
-        raise destination_not_allowed("base_url", allow_http=outbound.allow_http) from None
+    """Store the connection (``data``: the provider's PUT body). Stored credentials are kept
+    for the fields a request leaves out, but only while the destination stays the same: a new
+    provider, ``base_url`` or ``token_url`` needs every credential again, so no stored secret
+    can be sent anywhere but where it was meant to go. URLs left out keep the stored ones (of
+    the same provider), else the provider's defaults."""
+    spec = REGISTRY[data.provider]
     repo = AccountingRepository(session, company_id)
     connection = repo.connection(for_update=True)
+    same_provider = connection is not None and connection.provider == spec.name
+    stored_base = connection.base_url if connection is not None and same_provider else None
+    stored_token = connection.token_url if connection is not None and same_provider else None
+    base_url = _checked_url(outbound, "base_url", data.base_url or stored_base or spec.base_url)
+    token_url: str | None = None
+    if spec.token_url is not None:
+        token_url = _checked_url(
+            outbound, "token_url", data.token_url or stored_token or spec.token_url
+        )
     given = {
-        name: value for name in CREDENTIAL_FIELDS if (value := getattr(data, name)) is not None
+        name: value for name in spec.credentials if (value := getattr(data, name, None)) is not None
     }
-    same_destination = (
-        connection is not None
-        and connection.provider == data.provider.value
-        and connection.base_url == base_url
-    )
+    same_destination = same_provider and stored_base == base_url and stored_token == token_url
     credentials: dict[str, str] = {}
-    if connection is not None and same_destination and len(given) < len(CREDENTIAL_FIELDS):
+    if connection is not None and same_destination and len(given) < len(spec.credentials):
         # Keep the stored credentials that this request leaves out.
-        credentials = secrets.decrypt(secret_key, connection.credentials)
+        stored = secrets.decrypt(secret_key, connection.credentials)
+        credentials = {n: stored[n] for n in spec.credentials if n in stored}
     credentials.update(given)
-    missing = [n for n in CREDENTIAL_FIELDS if n not in credentials]
+    missing = [n for n in spec.credentials if n not in credentials]
     if missing:
         detail = (
             "A new connection needs every credential."
             if connection is None
-            else "Changing the provider or base_url needs every credential again."
+            else "Changing the provider, base_url or token_url needs every credential again."
         )
         raise ValidationFailed(
             detail,
@@ -149,8 +156,9 @@ def put_connection(
     if connection is None:
         connection = AccountingConnection(company_id=company_id, created_at=now)
         session.add(connection)
-    connection.provider = data.provider.value
+    connection.provider = spec.name
     connection.base_url = base_url
+    connection.token_url = token_url
     connection.enabled = data.enabled
     connection.credentials = secrets.encrypt(secret_key, credentials)
     connection.updated_at = now
@@ -158,12 +166,43 @@ def put_connection(
     return connection
 
 
-def credentials_set(connection: AccountingConnection, secret_key: str) -> dict[str, bool]:
+def connection_read(connection: AccountingConnection, secret_key: str) -> dict[str, Any]:
+    """The connection as GET shows it: never a credential, only whether each is set."""
+    spec = REGISTRY.get(connection.provider)
     try:
         stored = secrets.decrypt(secret_key, connection.credentials)
     except secrets.SecretKeyMissing:
         stored = {}
-    return {f"{n}_set": bool(stored.get(n)) for n in CREDENTIAL_FIELDS}
+    return {
+        "provider": connection.provider,
+        "base_url": connection.base_url,
+        "token_url": connection.token_url,
+        "enabled": connection.enabled,
+        "updated_at": connection.updated_at,
+        **{f"{n}_set": bool(stored.get(n)) for n in (spec.credentials if spec else ())},
+    }
+
+
+def _rotated_store(
+    db: Database, company_id: uuid.UUID, seen: datetime, secret_key: str
+) -> Callable[[dict[str, str]], None]:
+    """Where a run puts credentials that rotated (a new refresh token): at once, in a short
+    transaction of its own, whatever becomes of the run; and only while the stored connection
+    is the one the run read (an admin's newer PUT wins). The connection's ``updated_at`` stays:
+    it tells when an admin last changed it."""
+
+    def store(changed: dict[str, str]) -> None:
+        with db.session() as session:
+            connection = AccountingRepository(session, company_id).connection(for_update=True)
+            if connection is None or connection.updated_at != seen:
+                log.warning("rotated_credentials_not_stored", reason="connection changed")
+                return
+            credentials = secrets.decrypt(secret_key, connection.credentials)
+            credentials.update(changed)
+            connection.credentials = secrets.encrypt(secret_key, credentials)
+            session.commit()
+
+    return store
 
 
 # -- sync runs ---------------------------------------------------------------------------
@@ -320,38 +359,64 @@ def _finish(
         session.commit()
 
 
+FOREIGN_CURRENCY_SHOWN = 100  # customer refs a foreign_currency warning lists
+
+
+def _warnings(records: Mapping[str, str | None], base_currency: str) -> list[dict[str, Any]]:
+    """What a run stored as reported but a reader should know: balances in another currency
+    than the company's (Xero's ``Outstanding`` is not converted)."""
+    foreign = sorted(
+        ref for ref, currency in records.items() if currency not in (None, base_currency)
+    )
+    if not foreign:
+        return []
+    return [
+        {
+            "code": "foreign_currency",
+            "message": f"{len(foreign)} balance(s) are in another currency than "
+            f"{base_currency}; they were stored as the accounting system reports them.",
+            "customer_refs": foreign[:FOREIGN_CURRENCY_SHOWN],
+        }
+    ]
+
+
 def execute_run(
     *,
     db: Database,
     company_id: uuid.UUID,
     run_id: uuid.UUID,
     settings: Settings,
-    provider_factory: ProviderFactory = default_provider,
+    provider_factory: ProviderFactory = open_provider,
     progress: Callable[[int], None] | None = None,
 ) -> None:
     """Fetch every balance (no transaction open), then apply them all in one transaction."""
     fetched: dict[str, Decimal] = {}
+    currencies: dict[str, str | None] = {}
     started = time.monotonic()
     try:
         with db.session(write=False) as session:
-            connection = AccountingRepository(session, company_id).connection()
-            if connection is None:
+            stored = AccountingRepository(session, company_id).connection()
+            if stored is None:
                 raise ProviderError("accounting_not_connected", "The connection was removed.")
-            config = ProviderConfig(
-                provider=connection.provider,
-                base_url=connection.base_url,
-                credentials=secrets.decrypt(settings.secret_key, connection.credentials),
+            connection = Connection(
+                provider=stored.provider,
+                base_url=stored.base_url,
+                token_url=stored.token_url,
+                credentials=secrets.decrypt(settings.secret_key, stored.credentials),
             )
+            seen = stored.updated_at
         # The read transaction is over before the provider is called.
-        provider = provider_factory(config, settings)
+        context = ProviderContext(
+            policy=retry_policy(settings),
+            outbound=settings.outbound_policy,
+            store_credentials=_rotated_store(db, company_id, seen, settings.secret_key),
+        )
         deadline = started + settings.accounting_run_timeout
-        set_deadline = getattr(provider, "set_deadline", None)
-        if set_deadline is not None:
-            set_deadline(deadline)
         last_beat = time.monotonic()
-        try:
-            for record in provider.iter_balances():
+        with provider_factory(connection, context) as provider:
+            for record in provider.balances(deadline=deadline):
                 fetched[record.customer_ref] = record.balance
+                currencies[record.customer_ref] = record.currency
                 now = time.monotonic()
                 if now - started > settings.accounting_run_timeout:
                     raise ProviderError("run_timeout", "The refresh took longer than allowed.")
@@ -360,10 +425,6 @@ def execute_run(
                     last_beat = now
                     if progress:
                         progress(len(fetched))
-        finally:
-            close = getattr(provider, "close", None)
-            if close:
-                close()
         with db.session() as session:
             company = session.get(Company, company_id)
             assert company is not None
@@ -378,6 +439,8 @@ def execute_run(
             run.updated = applied.updated
             run.unchanged = applied.unchanged
             run.unmatched = len(applied.unmatched_refs)
+            warnings = _warnings(currencies, company.base_currency)
+            run.warnings = json.dumps(warnings) if warnings else None
             run.finished_at = utcnow()
             _ended(session, run)
             session.commit()

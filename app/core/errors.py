@@ -210,10 +210,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return answer(request, _database_unavailable(exc))
 
 
+_TAG_ERRORS = ("union_tag_invalid", "union_tag_not_found")
+
+
 def _field_errors(exc: RequestValidationError) -> list[FieldError]:
     out = []
     for err in exc.errors():
         loc = [p if isinstance(p, int | str) else str(p) for p in err.get("loc", ())]
+        if err.get("type") in _TAG_ERRORS:  # a discriminated union: name its tag field
+            loc.append(str((err.get("ctx") or {}).get("discriminator", "")).strip("'"))
         out.append(FieldError(loc, str(err.get("msg", "invalid")), str(err.get("type", "invalid"))))
     return out
 

@@ -28,6 +28,7 @@ class AccountingConnection(Base):
     )
     provider: Mapped[str] = mapped_column(String(32))
     base_url: Mapped[str] = mapped_column(String(500))
+    token_url: Mapped[str | None] = mapped_column(String(500))  # OAuth2 providers only
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     credentials: Mapped[str] = mapped_column(Text)  # Fernet token of a JSON object
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -67,3 +68,4 @@ class SyncRun(Base):
     unmatched: Mapped[int] = mapped_column(Integer, default=0)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(String(1000))
+    warnings: Mapped[str | None] = mapped_column(Text)  # a JSON list of SyncWarning

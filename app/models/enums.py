@@ -43,10 +43,6 @@ class SyncTrigger(StrEnum):
     schedule = "schedule"
 
 
-class AccountingProviderName(StrEnum):
-    economic = "e-conomic"
-
-
 class Scope(StrEnum):
     read = "read"
     write = "write"

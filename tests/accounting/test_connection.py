@@ -31,6 +31,7 @@ from tests.conftest import Api, assert_problem
 READ_FIELDS = {
     "provider",
     "base_url",
+    "token_url",
     "enabled",
     "app_secret_token_set",
     "agreement_grant_token_set",
@@ -186,7 +187,8 @@ def test_the_base_url_decides_where_the_sync_goes(
 @pytest.mark.parametrize(
     ("change", "loc"),
     [
-        ({"provider": "xero"}, "provider"),
+        ({"provider": "quickbooks"}, "provider"),
+        ({"provider": "fortnox"}, "app_secret_token"),  # another provider's fields
         ({"provider": None}, "provider"),
         ({"base_url": "not a url"}, "base_url"),
         ({"base_url": "ftp://example.com"}, "base_url"),

@@ -17,7 +17,8 @@ from email.utils import format_datetime
 import pytest
 
 from app.accounting.providers.base import DebtorBalance, ProviderError, RetryPolicy
-from app.accounting.providers.economic import EconomicProvider, parse_retry_after
+from app.accounting.providers.economic import EconomicProvider
+from app.accounting.providers.http import parse_retry_after
 from app.core.outbound import OutboundPolicy
 from tests.accounting.conftest import PATIENT, SHORT_READ_TIMEOUT
 from tests.accounting.fake_economic import (
@@ -70,11 +71,11 @@ def make_provider(economic: FakeEconomic, waits: list[float]) -> Iterator[object
 
     yield make
     for provider in made:
-        provider.close()
+        provider.__exit__(None, None, None)
 
 
 def fetch(provider: EconomicProvider) -> list[DebtorBalance]:
-    return list(provider.iter_balances())
+    return list(provider.balances())
 
 
 def fails(provider: EconomicProvider, code: str) -> ProviderError:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from app.accounting import service
 from app.accounting.providers import economic as economic_module
-from app.accounting.schemas import ConnectionPut
+from app.accounting.schemas import PUT_MODELS
 from app.auth.dependencies import Principal
 from app.cli import cli
 from app.core.config import get_settings
@@ -128,9 +128,9 @@ def test_no_token_in_logs_responses_or_errors(
     logs = captured.out + captured.err
     seen = events(logs)
     # The capture really holds the app's logs (else this test would prove nothing).
-    for event in ("request", "economic_retry", "sync_succeeded", "sync_failed", "sync_crashed"):
+    for event in ("request", "accounting_retry", "sync_succeeded", "sync_failed", "sync_crashed"):
         assert event in seen, (event, seen)
-    assert "economic_request_rejected" in seen
+    assert "accounting_request_rejected" in seen
     assert "log-400-0001" in logs  # the logId of the 400 is logged
     assert "Traceback" in logs or "RuntimeError" in logs  # the crash was logged in full
     assert_no_secret(logs, *texts)
@@ -198,7 +198,7 @@ def cli_company(cli_env: str, economic: FakeEconomic) -> dict[str, Any]:
             service.put_connection(
                 session=session,
                 company_id=company.id,
-                data=ConnectionPut(
+                data=PUT_MODELS["e-conomic"](
                     provider="e-conomic",
                     base_url=economic.base_url,
                     app_secret_token=APP_SECRET_TOKEN,

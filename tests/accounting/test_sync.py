@@ -52,6 +52,7 @@ RUN_FIELDS = {
     "updated",
     "unchanged",
     "unmatched",
+    "warnings",
     "error",
 }
 
@@ -452,15 +453,16 @@ def short_run_api(db: Any, api: Api, accounting_settings: Settings) -> Iterator[
 
 @pytest.fixture
 def deadlines(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Every deadline a run gives its provider (``EconomicProvider.set_deadline``), in order."""
+    """Every deadline a run gives its provider (``EconomicProvider.balances``), in order."""
     given: list[float] = []
-    real = economic_module.EconomicProvider.set_deadline
+    real = economic_module.EconomicProvider.balances
 
-    def record(self: Any, deadline: float) -> None:
+    def record(self: Any, *, deadline: float | None = None) -> Any:
+        assert deadline is not None
         given.append(deadline)
-        real(self, deadline)
+        return real(self, deadline=deadline)
 
-    monkeypatch.setattr(economic_module.EconomicProvider, "set_deadline", record)
+    monkeypatch.setattr(economic_module.EconomicProvider, "balances", record)
     return given
 
 

@@ -1,11 +1,27 @@
-"""What every accounting provider offers: a credential check and every debtor balance."""
+"""What every accounting provider offers, and what the service gives it.
+
+A provider is opened for one run (``ProviderSpec.open``) as a context manager that closes its
+connections on the way out; inside, ``balances(deadline=...)`` yields every customer's balance
+and ``check_credentials(deadline=...)`` proves the credentials. A provider whose credentials
+rotate (OAuth2 refresh tokens) hands every new set to ``ProviderContext.store_credentials`` the
+moment it gets it, before it asks for anything else.
+
+Adding a provider is one module with a ``SPEC`` and one entry in ``REGISTRY``
+(``app.accounting.providers``): the service, the schemas and the contract follow from it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
+from types import TracebackType
 from typing import Protocol
+
+import httpx
+
+from app.core.outbound import OutboundPolicy
 
 
 @dataclass(frozen=True)
@@ -15,7 +31,7 @@ class DebtorBalance:
     customer_ref: str  # matched to a partner's accounting_ref
     balance: Decimal
     name: str | None = None
-    currency: str | None = None
+    currency: str | None = None  # the amount's currency, when the provider says
 
 
 class ProviderError(Exception):
@@ -37,9 +53,60 @@ class RetryPolicy:
     request_timeout: float = 120.0  # for a whole answer, however slowly it drips
 
 
+@dataclass(frozen=True)
+class Connection:
+    """A stored connection, detached from the database, its credentials decrypted."""
+
+    provider: str
+    base_url: str
+    token_url: str | None
+    credentials: Mapping[str, str]
+
+
+def _forget(credentials: dict[str, str]) -> None:
+    """Credentials that rotate are stored by the service; without one, nothing keeps them."""
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What the service lends a provider for a run."""
+
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
+    # Called with the credentials that changed (e.g. a rotated refresh_token), at once.
+    store_credentials: Callable[[dict[str, str]], None] = _forget
+    transport: httpx.BaseTransport | None = None  # in-process fakes in tests only
+    sleep: Callable[[float], None] = time.sleep
+
+
 class AccountingProvider(Protocol):
-    def check_credentials(self) -> None:
+    """One provider, opened for one run."""
+
+    def __enter__(self) -> AccountingProvider: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close every connection."""
+
+    def check_credentials(self, *, deadline: float | None = None) -> None:
         """Raise ProviderError when the credentials are refused."""
 
-    def iter_balances(self) -> Iterator[DebtorBalance]:
-        """Every customer's balance, page by page; raise ProviderError on failure."""
+    def balances(self, *, deadline: float | None = None) -> Iterator[DebtorBalance]:
+        """Every customer's balance, page by page, all before the monotonic ``deadline``;
+        raise ProviderError on failure."""
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """A registry entry: the provider's name in the API, its defaults and what it needs."""
+
+    name: str  # as in PUT /accounting/connection
+    label: str  # in messages
+    base_url: str  # the default API root
+    token_url: str | None  # the default token endpoint; None: the provider has none
+    credentials: tuple[str, ...]  # every field a connection must carry (write-only)
+    open: Callable[[Connection, ProviderContext], AccountingProvider]
