@@ -19,6 +19,14 @@ from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.main import create_app
 from tests.accounting.fake_economic import FakeEconomic, LiveServer, serve
+from tests.accounting.fake_oauth import (
+    PROVIDERS,
+    FakeFortnox,
+    FakeVisma,
+    FakeXero,
+    OAuthFake,
+    serve_oauth,
+)
 from tests.conftest import Api
 
 PATIENT = 30.0  # seconds: no answer of the fake is this slow unless a test makes it hang
@@ -66,6 +74,68 @@ def foreign(foreign_server: tuple[FakeEconomic, LiveServer]) -> Iterator[FakeEco
     fake.reset()
     yield fake
     fake.reset()
+
+
+# -- the OAuth2 providers' fakes (tests/accounting/fake_oauth.py): API and token endpoint on one
+# port each, one server per provider for the whole session, reset around every test.
+
+
+@pytest.fixture(scope="session")
+def fortnox_server() -> Iterator[tuple[FakeFortnox, LiveServer]]:
+    fake = FakeFortnox()
+    with serve_oauth(fake) as server:
+        yield fake, server
+
+
+@pytest.fixture(scope="session")
+def xero_server() -> Iterator[tuple[FakeXero, LiveServer]]:
+    fake = FakeXero()
+    with serve_oauth(fake) as server:
+        yield fake, server
+
+
+@pytest.fixture(scope="session")
+def visma_server() -> Iterator[tuple[FakeVisma, LiveServer]]:
+    fake = FakeVisma()
+    with serve_oauth(fake) as server:
+        yield fake, server
+
+
+@pytest.fixture
+def fortnox(fortnox_server: tuple[FakeFortnox, LiveServer]) -> Iterator[FakeFortnox]:
+    """The fake Fortnox, well-behaved and empty, with its first refresh token."""
+    fake = fortnox_server[0]
+    fake.reset()
+    yield fake
+    fake.reset()  # also releases a handler still hanging
+
+
+@pytest.fixture
+def xero(xero_server: tuple[FakeXero, LiveServer]) -> Iterator[FakeXero]:
+    """The fake Xero, well-behaved and empty, with its first refresh token and its tenant."""
+    fake = xero_server[0]
+    fake.reset()
+    yield fake
+    fake.reset()
+
+
+@pytest.fixture
+def visma(visma_server: tuple[FakeVisma, LiveServer]) -> Iterator[FakeVisma]:
+    """The fake Visma eAccounting, well-behaved and empty, with its first refresh token."""
+    fake = visma_server[0]
+    fake.reset()
+    yield fake
+    fake.reset()
+
+
+OAUTH_FIXTURES = {"fortnox": "fortnox", "xero": "xero", "visma-eaccounting": "visma"}
+
+
+@pytest.fixture(params=PROVIDERS)
+def oauth_fake(request: pytest.FixtureRequest) -> OAuthFake:
+    """Each of the three OAuth2 fakes in turn (a test using it runs once per provider)."""
+    fake: OAuthFake = request.getfixturevalue(OAUTH_FIXTURES[request.param])
+    return fake
 
 
 @pytest.fixture
