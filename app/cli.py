@@ -262,6 +262,29 @@ def check(
         raise typer.Exit(code=1)
 
 
+@accounting_cli.command("check")
+@friendly
+def accounting_check(company: Annotated[str, typer.Option(help="Company slug")]) -> None:
+    """Prove the connection's credentials with one small read (no balance is stored)."""
+    from app.accounting import service
+    from app.accounting.providers.base import ProviderError
+    from app.companies.service import require_by_slug
+    from app.db.session import Database, build_engine
+
+    settings = get_settings()
+    db = Database(build_engine(settings))
+    try:
+        with db.session(write=False) as session:
+            company_id = require_by_slug(session, company).id
+        try:
+            service.check_connection(db=db, company_id=company_id, settings=settings)
+        except ProviderError as exc:
+            fail(f"{exc.code}: {exc.message}")
+        typer.echo("the accounting system accepted the credentials")
+    finally:
+        db.dispose()
+
+
 @accounting_cli.command("sync")
 @friendly
 def accounting_sync(company: Annotated[str, typer.Option(help="Company slug")]) -> None:

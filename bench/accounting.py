@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.accounting import service
 from app.accounting.providers import REGISTRY
-from app.accounting.providers.base import Connection, ProviderContext
+from app.accounting.providers.base import ProviderContext
 from app.accounting.schemas import PUT_MODELS
 from app.core.config import Settings
 from app.db.session import Database, build_engine
@@ -98,19 +98,11 @@ def fetch_alone(db: Database, settings: Settings, company_id: Any) -> tuple[floa
     """What a run does before it writes: read the connection, open the provider, read every
     balance (and store a rotated token, as a run does)."""
     began = time.perf_counter()
-    with db.session(write=False) as session:
-        stored = service.get_connection(session=session, company_id=company_id)
-        connection = Connection(
-            provider=stored.provider,
-            base_url=stored.base_url,
-            token_url=stored.token_url,
-            credentials=service.secrets.decrypt(settings.secret_key, stored.credentials),
-        )
-        seen = stored.updated_at
+    connection = service.read_connection(db, company_id, settings)
     context = ProviderContext(
+        store_credentials=service._RotatedStore(db, company_id, connection, settings.secret_key),
         policy=service.retry_policy(settings),
         outbound=settings.outbound_policy,
-        store_credentials=service._rotated_store(db, company_id, seen, settings.secret_key),
     )
     count = 0
     with REGISTRY[connection.provider].open(connection, context) as provider:

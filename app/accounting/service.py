@@ -142,11 +142,12 @@ def put_connection(
     credentials.update(given)
     missing = [n for n in spec.credentials if n not in credentials]
     if missing:
-        detail = (
-            "A new connection needs every credential."
-            if connection is None
-            else "Changing the provider, base_url or token_url needs every credential again."
-        )
+        if connection is None:
+            detail = "A new connection needs every credential."
+        elif same_destination:
+            detail = "The stored connection lacks credentials; send every one."
+        else:
+            detail = "Changing the provider, base_url or token_url needs every credential again."
         raise ValidationFailed(
             detail,
             code="credentials_required",
@@ -183,26 +184,44 @@ def connection_read(connection: AccountingConnection, secret_key: str) -> dict[s
     }
 
 
-def _rotated_store(
-    db: Database, company_id: uuid.UUID, seen: datetime, secret_key: str
-) -> Callable[[dict[str, str]], None]:
+class _RotatedStore:
     """Where a run puts credentials that rotated (a new refresh token): at once, in a short
-    transaction of its own, whatever becomes of the run; and only while the stored connection
-    is the one the run read (an admin's newer PUT wins). The connection's ``updated_at`` stays:
-    it tells when an admin last changed it."""
+    transaction of its own, whatever becomes of the run. Compare-and-set: only while the
+    stored connection is the one the run read (same provider and URLs) and still holds the
+    values being replaced; otherwise an admin's newer PUT wins, and the run, whose balances
+    come from a grant no longer connected, fails (``connection_changed``). The connection's
+    ``updated_at`` stays: it tells when an admin last changed it."""
 
-    def store(changed: dict[str, str]) -> None:
-        with db.session() as session:
-            connection = AccountingRepository(session, company_id).connection(for_update=True)
-            if connection is None or connection.updated_at != seen:
+    def __init__(self, db: Database, company_id: uuid.UUID, read: Connection, key: str) -> None:
+        self.db = db
+        self.company_id = company_id
+        self.read = read
+        self.key = key
+        self.refused = False
+
+    def __call__(self, changed: dict[str, str], replaced: dict[str, str]) -> None:
+        with self.db.session() as session:
+            connection = AccountingRepository(session, self.company_id).connection(for_update=True)
+            stored = secrets.decrypt(self.key, connection.credentials) if connection else {}
+            if (
+                connection is None
+                or not _same_destination(connection, self.read)
+                or any(stored.get(name) != value for name, value in replaced.items())
+            ):
+                self.refused = True
                 log.warning("rotated_credentials_not_stored", reason="connection changed")
                 return
-            credentials = secrets.decrypt(secret_key, connection.credentials)
-            credentials.update(changed)
-            connection.credentials = secrets.encrypt(secret_key, credentials)
+            stored.update(changed)
+            connection.credentials = secrets.encrypt(self.key, stored)
             session.commit()
 
-    return store
+
+def _same_destination(connection: AccountingConnection, read: Connection) -> bool:
+    return (connection.provider, connection.base_url, connection.token_url) == (
+        read.provider,
+        read.base_url,
+        read.token_url,
+    )
 
 
 # -- sync runs ---------------------------------------------------------------------------
@@ -359,6 +378,36 @@ def _finish(
         session.commit()
 
 
+def read_connection(db: Database, company_id: uuid.UUID, settings: Settings) -> Connection:
+    """The stored connection, its credentials decrypted, in a read transaction of its own."""
+    with db.session(write=False) as session:
+        stored = AccountingRepository(session, company_id).connection()
+        if stored is None:
+            raise ProviderError("accounting_not_connected", "No accounting system is connected.")
+        return Connection(
+            provider=stored.provider,
+            base_url=stored.base_url,
+            token_url=stored.token_url,
+            credentials=secrets.decrypt(settings.secret_key, stored.credentials),
+        )
+
+
+def check_connection(
+    *, db: Database, company_id: uuid.UUID, settings: Settings, provider_factory: Any = None
+) -> None:
+    """Prove the stored credentials (one small read, a token refresh stored as a run stores
+    it); raises ProviderError with the run's codes."""
+    connection = read_connection(db, company_id, settings)
+    context = ProviderContext(
+        store_credentials=_RotatedStore(db, company_id, connection, settings.secret_key),
+        policy=retry_policy(settings),
+        outbound=settings.outbound_policy,
+    )
+    deadline = time.monotonic() + settings.accounting_run_timeout
+    with (provider_factory or open_provider)(connection, context) as provider:
+        provider.check_credentials(deadline=deadline)
+
+
 FOREIGN_CURRENCY_SHOWN = 100  # customer refs a foreign_currency warning lists
 
 
@@ -394,43 +443,50 @@ def execute_run(
     currencies: dict[str, str | None] = {}
     started = time.monotonic()
     try:
-        with db.session(write=False) as session:
-            stored = AccountingRepository(session, company_id).connection()
-            if stored is None:
-                raise ProviderError("accounting_not_connected", "The connection was removed.")
-            connection = Connection(
-                provider=stored.provider,
-                base_url=stored.base_url,
-                token_url=stored.token_url,
-                credentials=secrets.decrypt(settings.secret_key, stored.credentials),
-            )
-            seen = stored.updated_at
+        connection = read_connection(db, company_id, settings)
         # The read transaction is over before the provider is called.
+        store = _RotatedStore(db, company_id, connection, settings.secret_key)
+        last_beat = time.monotonic()
+
+        def beat() -> None:
+            """A heartbeat every few seconds: per record, and per answer of the provider
+            (a provider may read many pages before its first record)."""
+            nonlocal last_beat
+            now = time.monotonic()
+            if now - started > settings.accounting_run_timeout:
+                raise ProviderError("run_timeout", "The refresh took longer than allowed.")
+            if now - last_beat > HEARTBEAT_EVERY:
+                _heartbeat(db, company_id, run_id, len(fetched))
+                last_beat = now
+                if progress:
+                    progress(len(fetched))
+
         context = ProviderContext(
+            store_credentials=store,
             policy=retry_policy(settings),
             outbound=settings.outbound_policy,
-            store_credentials=_rotated_store(db, company_id, seen, settings.secret_key),
+            heartbeat=beat,
         )
         deadline = started + settings.accounting_run_timeout
-        last_beat = time.monotonic()
         with provider_factory(connection, context) as provider:
             for record in provider.balances(deadline=deadline):
                 fetched[record.customer_ref] = record.balance
                 currencies[record.customer_ref] = record.currency
-                now = time.monotonic()
-                if now - started > settings.accounting_run_timeout:
-                    raise ProviderError("run_timeout", "The refresh took longer than allowed.")
-                if now - last_beat > HEARTBEAT_EVERY:
-                    _heartbeat(db, company_id, run_id, len(fetched))
-                    last_beat = now
-                    if progress:
-                        progress(len(fetched))
+                beat()
         with db.session() as session:
             company = session.get(Company, company_id)
             assert company is not None
-            run = AccountingRepository(session, company_id).run(run_id)
+            repo = AccountingRepository(session, company_id)
+            run = repo.run(run_id)
             if run is None or run.status != SyncRunStatus.running.value:
                 raise ProviderError("run_abandoned", "The run was marked failed meanwhile.")
+            now_stored = repo.connection()
+            if store.refused or now_stored is None or not _same_destination(now_stored, connection):
+                raise ProviderError(
+                    "connection_changed",
+                    "The connection was changed while the refresh ran; its balances were not "
+                    "stored. Start a new refresh.",
+                )
             applied = apply_balances(
                 session=session, company=company, balances=fetched, synced_at=utcnow()
             )

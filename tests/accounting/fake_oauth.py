@@ -549,7 +549,9 @@ class OAuthFake:
                 return Response('{"access_token": "', media_type="application/json")
             if fault.kind == "not_object":
                 return Response("[]", media_type="application/json")
-            if fault.kind == "delay":
+            if fault.kind == "no_access_token":
+                pass  # rotates, then answers without the access token (below)
+            elif fault.kind == "delay":
                 generation = self._generation
                 if await self._sleep(fault, fault.seconds):
                     self._completed(fault)
@@ -586,6 +588,10 @@ class OAuthFake:
                 }
                 if self.scope:
                     answer["scope"] = self.scope
+                if fault is not None and fault.kind == "no_access_token":
+                    # The refresh token rotated (the old one is dead), but the answer is
+                    # unusable: a client must keep the new one all the same.
+                    del answer["access_token"]
         if not valid:
             # "Invalid refresh token: either you have already used the refresh token or it has
             # expired" (Fortnox), with the token echoed as a careless server might.

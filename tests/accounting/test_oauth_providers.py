@@ -1047,3 +1047,181 @@ def test_decimal_amounts_survive_the_wire(api: Api, remote: OAuthFake) -> None:
     sync_ok(api)
     for ref, balance in expected.items():
         assert get_partner(api, numbers[ref])["debtor_balance"] == balance, ref
+
+
+# -- what a review found ------------------------------------------------------------------------
+
+
+def test_a_token_answer_without_an_access_token_still_keeps_the_rotated_refresh_token(
+    api: Api, remote: OAuthFake, two_pages: dict[str, int]
+) -> None:
+    """The refresh token rotated (the old one is dead) but the answer is unusable: the run
+    fails, and the next one refreshes with the new token instead of a dead one."""
+    fault = remote.add_token_fault("no_access_token", times=1)
+    since = Since(remote)
+    sync_failed(api, "malformed_response")
+    assert fault.used == 1
+    (call,) = since.token_calls()
+    assert call.issued_refresh_token == remote.refresh_token
+    assert since.requests() == []
+    nxt = Since(remote)
+    sync_ok(api)
+    (again,) = nxt.token_calls()
+    assert (again.refresh_token, again.status) == (call.issued_refresh_token, 200)
+    _stored_both(api, two_pages)
+
+
+@pytest.mark.parametrize("fixture", ["xero", "visma"])  # Fortnox answers 400 instead
+def test_pages_smaller_than_asked_are_no_runaway(
+    api: Api, fixture: str, base_currency: str, request: pytest.FixtureRequest
+) -> None:
+    """A provider may serve fewer items a page than asked: the bound on pages follows the
+    size it served, not the size asked for."""
+    remote: OAuthFake = request.getfixturevalue(fixture)
+    assert remote.clamp_page_size
+    remote.currency = base_currency
+    connect_oauth(api, remote)
+    numbers = {
+        ref: create_partner(api, name=f"P{ref}", accounting_ref=ref)["number"]
+        for ref in ("101", "102", "103", "104", "105")
+    }
+    remote.set_balances({ref: f"{i}.50" for i, ref in enumerate(numbers, start=1)})
+    remote.page_size_cap = 2
+    since = Since(remote)
+    run = sync_ok(api)
+    assert run["fetched"] == 5
+    assert since.pages() == [1, 2, 3]
+    for i, (_, number) in enumerate(sorted(numbers.items()), start=1):
+        assert get_partner(api, number)["debtor_balance"] == f"{i}.50"
+
+
+def test_fortnox_a_customer_listed_twice_keeps_its_balance(
+    api: Api, fortnox: FakeFortnox, base_currency: str
+) -> None:
+    """Pages are offsets: a customer added while the list is read can show one customer on
+    two pages. Its balance is the sum of its invoices, not 0.00 from the second sight."""
+    fortnox.currency = base_currency
+    connect_oauth(api, fortnox)
+    number = create_partner(api, name="Twice", accounting_ref="101")["number"]
+    fortnox.set_balances({"101": "40.00"}, filler=fill(fortnox))
+    fortnox.add_fault("items", path="/3/customers", page=2, items=[fortnox_customer("101")])
+    run = sync_ok(api)
+    assert get_partner(api, number)["debtor_balance"] == "40.00"
+    assert run["updated"] >= 1
+
+
+@pytest.mark.parametrize("change", ["enabled-only", "same-credentials"])
+def test_an_admin_put_that_keeps_the_refresh_token_does_not_lose_the_rotated_one(
+    api: Api,
+    remote: OAuthFake,
+    two_pages: dict[str, int],
+    db: Any,
+    accounting_settings: Any,
+    change: str,
+) -> None:
+    """An admin's PUT while a run is under way: when it leaves the refresh token alone, the
+    token the run rotated to is still stored (compare-and-set on the token, not on the time)."""
+    from app.accounting import service
+
+    def put_then_open(connection: Any, context: Any) -> Any:
+        body: dict[str, Any] = {"provider": remote.provider, "enabled": True}
+        if change == "same-credentials":
+            body = remote.connection_body(refresh_token=connection.credentials["refresh_token"])
+        ok(api.put(CONNECTION, json=body))
+        return service.open_provider(connection, context)
+
+    run_id = _start(api, db, accounting_settings)
+    since = Since(remote)
+    service.execute_run(
+        db=db,
+        company_id=api.tenant.company.id,
+        run_id=run_id,
+        settings=accounting_settings,
+        provider_factory=put_then_open,
+    )
+    assert ok(api.get(f"{RUNS}/{run_id}"))["status"] == "succeeded"
+    (call,) = since.token_calls()
+    nxt = Since(remote)
+    sync_ok(api)
+    assert nxt.token_calls()[0].refresh_token == call.issued_refresh_token
+    _stored_both(api, two_pages)
+
+
+def test_an_admin_put_of_a_new_refresh_token_wins_and_the_run_stores_nothing(
+    api: Api, remote: OAuthFake, two_pages: dict[str, int], db: Any, accounting_settings: Any
+) -> None:
+    from app.accounting import service
+
+    real_store: list[Any] = []
+
+    def reconnect_then_open(connection: Any, context: Any) -> Any:
+        def store(changed: dict[str, str], replaced: dict[str, str]) -> None:
+            # The admin reconnects between the provider's refresh and its store.
+            ok(
+                api.put(
+                    CONNECTION, json={"provider": remote.provider, "refresh_token": "admin-new"}
+                )
+            )
+            context.store_credentials(changed, replaced)
+            real_store.append(changed)
+
+        from dataclasses import replace
+
+        return service.open_provider(connection, replace(context, store_credentials=store))
+
+    run_id = _start(api, db, accounting_settings)
+    service.execute_run(
+        db=db,
+        company_id=api.tenant.company.id,
+        run_id=run_id,
+        settings=accounting_settings,
+        provider_factory=reconnect_then_open,
+    )
+    run = ok(api.get(f"{RUNS}/{run_id}"))
+    assert run["status"] == "failed"
+    assert run["error"]["code"] == "connection_changed"
+    assert real_store  # the run tried to store its rotated token, and was refused
+    for number in two_pages.values():
+        assert get_partner(api, number)["debtor_balance_synced_at"] is None
+    # The admin's token is the stored one: the next run offers it.
+    since = Since(remote)
+    sync_failed(api, "invalid_credentials")
+    assert [c.refresh_token for c in since.token_calls()] == ["admin-new"]
+
+
+def test_the_run_beats_while_a_provider_reads_pages_before_its_first_record(
+    api: Api, fortnox: FakeFortnox, base_currency: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fortnox reads every unpaid invoice before it yields its first customer: the run's
+    heartbeat follows each answer, not only each record."""
+    from app.accounting import service
+
+    fortnox.currency = base_currency
+    connect_oauth(api, fortnox)
+    create_partner(api, name="P", accounting_ref="101")
+    fortnox.set_balances({"101": "1.00"}, filler=fill(fortnox))
+    beats: list[int] = []
+    monkeypatch.setattr(service, "HEARTBEAT_EVERY", -1.0)  # every chance is taken
+    monkeypatch.setattr(
+        service, "_heartbeat", lambda db, company_id, run_id, fetched: beats.append(fetched)
+    )
+    since = Since(fortnox)
+    sync_ok(api)
+    invoice_pages = len(since.requests("/3/invoices"))
+    assert invoice_pages >= 2
+    # A beat for each answer (token and invoice pages among them) before any record.
+    assert beats[: invoice_pages + 1] == [0] * (invoice_pages + 1)
+
+
+def _start(api: Api, db: Any, settings: Any) -> Any:
+    from app.accounting import service
+    from app.models.enums import SyncTrigger
+
+    with db.session() as session:
+        run = service.start_run(
+            session=session,
+            company_id=api.tenant.company.id,
+            trigger=SyncTrigger.cli,
+            settings=settings,
+        )
+        return run.id

@@ -275,6 +275,23 @@ def test_cli_sync_failure_is_one_line_and_non_zero(
     assert stored_balance(cli_company["partner_id"]) is None
 
 
+def test_cli_check_proves_the_credentials_and_stores_nothing(
+    cli_company: dict[str, Any], economic: FakeEconomic
+) -> None:
+    economic.set_customers([customer(1, "99.00")])
+    result = invoke("accounting", "check", "--company", "cli-co")
+    assert result.exit_code == 0, result.output
+    assert "accepted the credentials" in result.stdout
+    assert [r.path for r in economic.requests] == ["/self"]
+    assert stored_balance(cli_company["partner_id"]) is None
+    economic.agreement_grant_token = "rotated"  # the grant was revoked
+    result = invoke("accounting", "check", "--company", "cli-co")
+    assert result.exit_code != 0
+    lines = reason_lines(result.stderr)
+    assert len(lines) == 1 and "invalid_credentials" in lines[0], result.stderr
+    assert_no_secret(result.output, result.stderr)
+
+
 def test_cli_sync_of_an_unknown_company(cli_company: dict[str, Any]) -> None:
     result = invoke("accounting", "sync", "--company", "no-such-co")
     assert result.exit_code != 0

@@ -2,9 +2,9 @@
 
 A provider is opened for one run (``ProviderSpec.open``) as a context manager that closes its
 connections on the way out; inside, ``balances(deadline=...)`` yields every customer's balance
-and ``check_credentials(deadline=...)`` proves the credentials. A provider whose credentials
-rotate (OAuth2 refresh tokens) hands every new set to ``ProviderContext.store_credentials`` the
-moment it gets it, before it asks for anything else.
+and ``check_credentials(deadline=...)`` proves the credentials (``crm accounting check``). A
+provider whose credentials rotate (OAuth2 refresh tokens) hands every new set to
+``ProviderContext.store_credentials`` the moment it gets it, before it asks for anything else.
 
 Adding a provider is one module with a ``SPEC`` and one entry in ``REGISTRY``
 (``app.accounting.providers``): the service, the schemas and the contract follow from it.
@@ -60,21 +60,23 @@ class Connection:
     provider: str
     base_url: str
     token_url: str | None
-    credentials: Mapping[str, str]
+    credentials: Mapping[str, str] = field(repr=False)
 
 
-def _forget(credentials: dict[str, str]) -> None:
-    """Credentials that rotate are stored by the service; without one, nothing keeps them."""
+def _nothing() -> None:
+    pass
 
 
 @dataclass(frozen=True)
 class ProviderContext:
     """What the service lends a provider for a run."""
 
+    # Called at once with the credentials that changed (e.g. a rotated refresh_token) and
+    # the values they replace (a compare-and-set: ``changed``, ``replaced``).
+    store_credentials: Callable[[dict[str, str], dict[str, str]], None]
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
-    # Called with the credentials that changed (e.g. a rotated refresh_token), at once.
-    store_credentials: Callable[[dict[str, str]], None] = _forget
+    heartbeat: Callable[[], None] = _nothing  # after every answer: the run is alive
     transport: httpx.BaseTransport | None = None  # in-process fakes in tests only
     sleep: Callable[[float], None] = time.sleep
 

@@ -35,8 +35,6 @@ FIRST_PAGE = f"customers?skippages=0&pagesize={PAGE_SIZE}"
 
 
 class EconomicProvider:
-    name = NAME
-
     def __init__(
         self,
         *,

@@ -37,6 +37,7 @@ PAGE_SIZE = 500
 
 class FortnoxProvider(OAuthProvider):
     label = LABEL
+    log_ids = ("ErrorInformation.code",)
 
     def check_credentials(self, *, deadline: float | None = None) -> None:
         self.start(deadline)
@@ -45,10 +46,17 @@ class FortnoxProvider(OAuthProvider):
     def balances(self, *, deadline: float | None = None) -> Iterator[DebtorBalance]:
         self.start(deadline)
         owed: dict[str, Decimal] = {}
+        documents: set[Any] = set()
         for invoice in numbered_pages(LABEL, self._pager("invoices?filter=unpaid&", "Invoices")):
             number, amount = self._owed(invoice)
-            if number is not None:
-                owed[number] = owed.get(number, Decimal(0)) + amount
+            document = invoice.get("DocumentNumber")
+            if isinstance(document, bool) or not isinstance(document, str | int):
+                document = None
+            if number is None or (document is not None and document in documents):
+                continue  # cancelled, or listed twice (offset pages)
+            documents.add(document)
+            owed[number] = owed.get(number, Decimal(0)) + amount
+        seen: set[str] = set()
         for item in numbered_pages(LABEL, self._pager("customers?", "Customers")):
             if not isinstance(item, dict):
                 raise ProviderError(
@@ -56,11 +64,15 @@ class FortnoxProvider(OAuthProvider):
                 )
             number = item.get("CustomerNumber")
             record = self.record(
-                number, owed.pop(str(number), Decimal(0)), name=item.get("Name"), what="a customer"
+                number, owed.get(str(number), Decimal(0)), name=item.get("Name"), what="a customer"
             )
-            yield record
+            # Pages are offsets: a customer added meanwhile can show one twice. Once is enough.
+            if record.customer_ref not in seen:
+                seen.add(record.customer_ref)
+                yield record
         for number, amount in sorted(owed.items()):  # invoices of customers not listed
-            yield self.record(number, amount, what="an invoice")
+            if number not in seen:
+                yield self.record(number, amount, what="an invoice")
 
     def _pager(self, path: str, key: str) -> Any:
         def fetch(page: int) -> NumberedPage:
@@ -74,7 +86,7 @@ class FortnoxProvider(OAuthProvider):
                 items=list_field(LABEL, body, key),
                 page_count=count_field(LABEL, meta, "@TotalPages"),
                 total=count_field(LABEL, meta, "@TotalResources"),
-                size=PAGE_SIZE,
+                size=None,  # Fortnox may serve fewer than asked; the first page tells
             )
 
         return fetch
@@ -95,7 +107,7 @@ class FortnoxProvider(OAuthProvider):
             rate = _factor(invoice.get("CurrencyRate"))
             unit = _factor(invoice.get("CurrencyUnit"))
             return str(number), balance * rate / unit
-        except (ValueError, InvalidOperation, ZeroDivisionError) as exc:
+        except (ValueError, InvalidOperation) as exc:
             raise ProviderError(
                 "malformed_response", f"Fortnox sent an invoice that cannot be read ({exc})."
             ) from None

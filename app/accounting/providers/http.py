@@ -92,15 +92,16 @@ def money(value: Any) -> Decimal:
 
 
 def error_field(response: httpx.Response, *names: str) -> str | None:
-    """The first of ``names`` in a JSON error body (for the logs: ids, never secrets)."""
+    """The first of ``names`` (dotted for nested keys) in a JSON error body, for the logs:
+    ids and codes, never secrets."""
     try:
         body = response.json()
     except ValueError:
         return None
-    if not isinstance(body, dict):
-        return None
     for name in names:
-        value = body.get(name)
+        value: Any = body
+        for key in name.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
         if value is not None:
             return str(value)[:100]
     return None
@@ -126,6 +127,7 @@ class ProviderHttp:
         sleep: Callable[[float], None] = time.sleep,
         fail_past_cap: bool = False,
         log_ids: tuple[str, ...] = (),
+        heartbeat: Callable[[], None] | None = None,
     ) -> None:
         self.label = label
         self.policy = policy
@@ -138,6 +140,7 @@ class ProviderHttp:
         self._fail_past_cap = fail_past_cap
         self._log_ids = log_ids
         self._setting = setting
+        self._heartbeat = heartbeat
         try:
             self.client = outbound.client(
                 base_url=str(self.base),
@@ -216,9 +219,13 @@ class ProviderHttp:
             multiplier=self.policy.initial_wait, max=self.policy.max_wait
         )(state)
         error = state.outcome.exception() if state.outcome else None
+        wait = float(backoff)
         if isinstance(error, Retryable) and error.retry_after is not None:
-            return min(error.retry_after, self.policy.max_wait)
-        return float(backoff)
+            wait = min(error.retry_after, self.policy.max_wait)
+        if self.deadline is not None and time.monotonic() + wait >= self.deadline:
+            # No pause may outlast the run: it ends here, for the reason it has.
+            raise ProviderError("run_timeout", "The refresh took longer than allowed.")
+        return wait
 
     def _once(
         self,
@@ -230,6 +237,8 @@ class ProviderHttp:
         setting: str,
     ) -> Any:
         response = self._fetch(method, url, headers, data, setting)
+        if self._heartbeat is not None:
+            self._heartbeat()
         if classify is not None:
             classify(response)
         return self.json_of(self._checked(response))
@@ -251,9 +260,18 @@ class ProviderHttp:
             limit = self.deadline  # type: ignore[assignment]
         if now >= limit:
             raise ProviderError("run_timeout", "The refresh took longer than allowed.")
+        # No wait for a byte may outlast the run either.
+        read = min(self.policy.read_timeout, limit - now)
+        timeout = httpx.Timeout(
+            connect=min(self.policy.connect_timeout, read), read=read, write=read, pool=read
+        )
         try:
             with self.client.stream(
-                method, url, headers=dict(headers or {}), data=dict(data) if data else None
+                method,
+                url,
+                headers=dict(headers or {}),
+                data=dict(data) if data else None,
+                timeout=timeout,
             ) as response:
                 body = read_body(response, max_bytes=self.outbound.max_bytes, deadline=limit)
                 kept = [
@@ -281,6 +299,10 @@ class ProviderHttp:
         except DestinationNotAllowed:
             raise self.not_allowed(setting) from None
         except httpx.TimeoutException:
+            if run_over and time.monotonic() >= limit - 0.001:
+                raise ProviderError(
+                    "run_timeout", "The refresh took longer than allowed."
+                ) from None
             raise Retryable("upstream_timeout", f"{self.label} did not answer in time.") from None
         except httpx.TransportError:
             raise Retryable("upstream_unreachable", f"{self.label} could not be reached.") from None

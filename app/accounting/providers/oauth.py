@@ -50,7 +50,7 @@ class OAuthSession:
         client_id: str,
         client_secret: str,
         refresh_token: str,
-        store: Callable[[dict[str, str]], None],
+        store: Callable[[dict[str, str], dict[str, str]], None],
     ) -> None:
         self.http = http
         self._token_url = token_url
@@ -73,21 +73,22 @@ class OAuthSession:
                 setting="token_url",
             )
         )
-        access = body.get("access_token")
         rotated = body.get("refresh_token")
-        if not isinstance(access, str) or not access:
-            raise ProviderError(
-                "malformed_response", f"{self.http.label}'s token endpoint sent no access_token."
-            )
         if rotated is not None and (not isinstance(rotated, str) or not rotated):
             raise ProviderError(
                 "malformed_response",
                 f"{self.http.label}'s token endpoint sent a refresh_token that is no text.",
             )
-        self._access = access
         if rotated and rotated != self._refresh_token:
+            # The old one is dead from now on: keep the new one before anything can fail.
+            self._store({"refresh_token": rotated}, {"refresh_token": self._refresh_token})
             self._refresh_token = rotated
-            self._store({"refresh_token": rotated})
+        access = body.get("access_token")
+        if not isinstance(access, str) or not access:
+            raise ProviderError(
+                "malformed_response", f"{self.http.label}'s token endpoint sent no access_token."
+            )
+        self._access = access
 
     def get_json(
         self,
@@ -134,7 +135,7 @@ class NumberedPage:
     items: list[Any]
     page_count: int
     total: int  # items in all pages
-    size: int  # items a full page holds
+    size: int | None  # items a full page holds, when the answer says; else the first page's
 
 
 def count_field(label: str, envelope: Mapping[str, Any], name: str) -> int:
@@ -162,7 +163,8 @@ def numbered_pages(label: str, fetch: Callable[[int], NumberedPage]) -> Iterator
     while True:
         page = fetch(number)
         if most is None:  # fixed by the first answer: later ones cannot move it
-            most = math.ceil(page.total / max(page.size, 1)) + 1
+            size = page.size or len(page.items) or 1
+            most = math.ceil(page.total / size) + 1
         yield from page.items
         if not page.items or number >= page.page_count:
             return
@@ -182,8 +184,12 @@ class OAuthProvider:
     log_ids: tuple[str, ...] = ()  # ids in its error bodies worth logging
 
     def __init__(self, connection: Connection, context: ProviderContext) -> None:
-        if not connection.token_url:
-            raise ProviderError("invalid_credentials", f"{self.label} needs a token_url.")
+        # Stored with the connection (PUT /accounting/connection requires each one).
+        token_url = connection.token_url
+        assert token_url, "an OAuth2 connection has a token_url"
+        credentials = connection.credentials
+        client_id, client_secret = credentials["client_id"], credentials["client_secret"]
+        refresh_token = credentials["refresh_token"]
         self.http = ProviderHttp(
             label=self.label,
             base_url=connection.base_url,
@@ -193,19 +199,19 @@ class OAuthProvider:
             sleep=context.sleep,
             fail_past_cap=True,
             log_ids=self.log_ids,
+            heartbeat=context.heartbeat,
         )
         try:
-            context.outbound.check_url(connection.token_url)
+            context.outbound.check_url(token_url)
         except DestinationNotAllowed:
             self.http.close()
             raise ProviderHttp.not_allowed("token_url") from None
-        credentials = connection.credentials
         self.oauth = OAuthSession(
             self.http,
-            token_url=connection.token_url,
-            client_id=credentials["client_id"],
-            client_secret=credentials["client_secret"],
-            refresh_token=credentials["refresh_token"],
+            token_url=token_url,
+            client_id=client_id,
+            client_secret=client_secret,
+            refresh_token=refresh_token,
             store=context.store_credentials,
         )
 

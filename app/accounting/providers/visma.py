@@ -75,9 +75,7 @@ class VismaProvider(OAuthProvider):
             page_count=count_field(LABEL, meta, "TotalNumberOfPages"),
             total=count_field(LABEL, meta, "TotalNumberOfResults"),
             # The answer's page size, when it is one: the largest it serves is not documented.
-            size=size
-            if isinstance(size, int) and not isinstance(size, bool) and size > 0
-            else PAGE_SIZE,
+            size=size,
         )
 
 

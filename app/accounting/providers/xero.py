@@ -63,7 +63,11 @@ class XeroProvider(OAuthProvider):
             if not isinstance(item, dict):
                 raise ProviderError("malformed_response", "Xero sent a contact that is no object.")
             number = item.get("ContactNumber")
-            ref = number if isinstance(number, str) and number.strip() else item.get("ContactID")
+            ref = (
+                number.strip()
+                if isinstance(number, str) and number.strip()
+                else item.get("ContactID")
+            )
             yield self.record(
                 ref,
                 _outstanding(item.get("Balances")),
@@ -85,8 +89,15 @@ class XeroProvider(OAuthProvider):
             items=list_field(LABEL, body, "Contacts"),
             page_count=count_field(LABEL, paging, "pageCount"),
             total=count_field(LABEL, paging, "itemCount"),
-            size=PAGE_SIZE,
+            size=_served_size(paging.get("pageSize")),
         )
+
+
+def _served_size(value: Any) -> int | None:
+    """The page size Xero says it served (it may serve fewer than asked)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    return value
 
 
 def _outstanding(balances: Any) -> Any:
@@ -100,7 +111,8 @@ def _outstanding(balances: Any) -> Any:
         return 0
     if not isinstance(receivable, dict):
         raise ProviderError("malformed_response", "Xero sent AccountsReceivable that is no object.")
-    return receivable.get("Outstanding", 0)
+    outstanding = receivable.get("Outstanding")
+    return 0 if outstanding is None else outstanding
 
 
 def _limits(response: httpx.Response) -> None:
