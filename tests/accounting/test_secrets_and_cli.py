@@ -288,7 +288,8 @@ def test_cli_check_proves_the_credentials_and_stores_nothing(
     result = invoke("accounting", "check", "--company", "cli-co")
     assert result.exit_code != 0
     lines = reason_lines(result.stderr)
-    assert len(lines) == 1 and "invalid_credentials" in lines[0], result.stderr
+    assert len(lines) == 1, result.stderr
+    assert "invalid_credentials" in lines[0], result.stderr
     assert_no_secret(result.output, result.stderr)
 
 
