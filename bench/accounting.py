@@ -157,6 +157,7 @@ def main() -> None:
             "outbound_allow_http": True,
             "outbound_allow_private": True,
             "accounting_run_timeout": 3600.0,
+            "db_statement_timeout_ms": 600_000,  # a plain UPDATE of 100k rows takes a while
         }
     )
     db = Database(build_engine(settings))

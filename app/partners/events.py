@@ -88,7 +88,7 @@ def stage_changed(
     ``customer_stage`` before), whose history row was written at ``at``."""
     if len(changes) >= STAGE_IN_DATABASE_FROM and session.get_bind().dialect.name == "postgresql":
         repo = PartnerRepository(session, company_id)
-        ids = [row.id for row in changes]
+        ids = [row.id for row in sorted(changes, key=lambda row: row.number)]
         outbox.emit_in_database(
             session,
             outbox.InDatabase(

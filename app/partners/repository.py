@@ -197,18 +197,24 @@ class PartnerRepository:
         """PostgreSQL: one ``partner.created``/``partner.updated`` event per partner, its data
         the partner as ``PartnerRead`` reads it, built by the database (``_INSERT_READ_EVENTS``;
         tests/events/test_feed.py proves the two identical), numbered from ``first`` in
-        partner number order. For many partners at once: a bulk change writes 50k in one
-        statement instead of rendering and sending each."""
-        self.session.execute(
-            text(_INSERT_READ_EVENTS),
-            {
-                "company_id": self.company_id,
-                "numbers": numbers,
-                "created": created,
-                "first": first,
-                "at": at,
-            },
-        )
+        partner number order. For many partners at once: a bulk change writes 50k in a few
+        statements (of EVENT_CHUNK partners each, so none nears the statement timeout)
+        instead of rendering and sending each."""
+        made = set(created)
+        ordered = sorted(numbers)
+        for start in range(0, len(ordered), EVENT_CHUNK):
+            chunk = ordered[start : start + EVENT_CHUNK]
+            result = self.session.execute(
+                text(_INSERT_READ_EVENTS),
+                {
+                    "company_id": self.company_id,
+                    "numbers": chunk,
+                    "created": [n for n in chunk if n in made],
+                    "first": first + start,
+                    "at": at,
+                },
+            )
+            _all_written(result, len(chunk), "partner")
 
     def insert_stage_events(
         self,
@@ -220,23 +226,24 @@ class PartnerRepository:
         first: int,
         occurred_at: datetime,
     ) -> None:
-        """PostgreSQL: ``partner.stage_changed`` for these partners, built from the history
-        rows written at ``changed_at``, numbered from ``first`` in partner number order."""
-        result = self.session.execute(
-            text(_INSERT_STAGE_EVENTS),
-            {
-                "company_id": self.company_id,
-                "ids": partner_ids,
-                "changed_at": changed_at,
-                "reason": reason,
-                "changed_by": json.dumps(changed_by),
-                "first": first,
-                "occurred_at": occurred_at,
-            },
-        )
-        written = int(getattr(result, "rowcount", -1))
-        if written != len(partner_ids):  # numbers were taken for each: never leave a gap
-            raise RuntimeError(f"{written} stage events for {len(partner_ids)} changes")
+        """PostgreSQL: ``partner.stage_changed`` for these partners (``partner_ids`` in partner
+        number order), built from the history rows written at ``changed_at``, numbered from
+        ``first`` in that order, EVENT_CHUNK partners a statement."""
+        for start in range(0, len(partner_ids), EVENT_CHUNK):
+            chunk = partner_ids[start : start + EVENT_CHUNK]
+            result = self.session.execute(
+                text(_INSERT_STAGE_EVENTS),
+                {
+                    "company_id": self.company_id,
+                    "ids": chunk,
+                    "changed_at": changed_at,
+                    "reason": reason,
+                    "changed_by": json.dumps(changed_by),
+                    "first": first + start,
+                    "occurred_at": occurred_at,
+                },
+            )
+            _all_written(result, len(chunk), "stage")
 
     def get_by_id(self, partner_id: uuid.UUID, *, for_update: bool = False) -> Partner | None:
         stmt = (
@@ -433,6 +440,16 @@ class PartnerRepository:
             )
             or 0
         )
+
+
+EVENT_CHUNK = 10_000  # partners whose events one INSERT ... SELECT renders
+
+
+def _all_written(result: Any, expected: int, kind: str) -> None:
+    """Numbers were taken for each event: never leave a gap in the feed."""
+    written = int(getattr(result, "rowcount", -1))
+    if written != expected:
+        raise RuntimeError(f"{written} {kind} events written for {expected} numbers taken")
 
 
 # One partner.created/partner.updated event per partner, numbered from :first in number order,

@@ -15,6 +15,7 @@ from app.db.base import utcnow
 from app.events import service as event_service
 from app.models import Event, Partner
 from app.partners import events as partner_events
+from app.partners import repository as partner_repository
 from app.sales_orders.service import check_partner_totals
 from tests.api.helpers import create_partner, create_tag, create_user, get_partner
 from tests.conftest import Api, assert_problem
@@ -120,6 +121,35 @@ def test_bulk_writes_a_stage_change_and_an_update_per_partner_changed(api: Api) 
     assert sorted(p["number"] for p in updated) == [1, 2, 3]
     assert all(p["customer_stage"] == "active" for p in updated)
     assert len(items) == 6
+
+
+@pytest.mark.postgres_only
+def test_many_partners_events_are_rendered_in_chunks_without_a_gap(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL renders a bulk change's events a chunk of partners per statement: numbered
+    on from chunk to chunk, in partner number order, each partner once."""
+    monkeypatch.setattr(partner_events, "IN_DATABASE_FROM", 1)
+    monkeypatch.setattr(partner_events, "STAGE_IN_DATABASE_FROM", 1)
+    monkeypatch.setattr(partner_repository, "EVENT_CHUNK", 2)
+    numbers = [create_partner(api, customer_stage="lead")["number"] for _ in range(5)]
+    _, cursor = drain(api)
+    r = api.post(
+        "/api/v1/partners/bulk/customer-stage",
+        json={"filter": {}, "customer_stage": "potential"},
+    )
+    assert r.status_code == 200, r.text
+    items, _ = drain(api, cursor)
+    for kind in ("partner.stage_changed", "partner.updated"):
+        assert [e["data"]["number"] for e in items if e["type"] == kind] == numbers
+    for number in numbers:
+        (read,) = (
+            e["data"]
+            for e in items
+            if e["type"] == "partner.updated" and e["data"]["number"] == number
+        )
+        assert read == get_partner(api, number)
+    assert len(items) == 10
 
 
 def test_a_dry_run_writes_nothing(api: Api) -> None:
