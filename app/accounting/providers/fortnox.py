@@ -15,9 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app.accounting.providers.base import (
-    Connection,
     DebtorBalance,
-    ProviderContext,
     ProviderError,
     ProviderSpec,
 )
@@ -125,15 +123,11 @@ def _factor(value: Any) -> Decimal:
     return factor
 
 
-def _open(connection: Connection, context: ProviderContext) -> FortnoxProvider:
-    return FortnoxProvider(connection, context)
-
-
 SPEC = ProviderSpec(
     name=NAME,
     label=LABEL,
     base_url="https://api.fortnox.se",
     token_url="https://apps.fortnox.se/oauth-v1/token",  # noqa: S106 (a URL)
     credentials=("client_id", "client_secret", "refresh_token"),
-    open=_open,
+    open=FortnoxProvider,
 )

@@ -13,9 +13,7 @@ from collections.abc import Iterator
 import httpx
 
 from app.accounting.providers.base import (
-    Connection,
     DebtorBalance,
-    ProviderContext,
     ProviderError,
     ProviderSpec,
 )
@@ -88,15 +86,11 @@ def _no_api_module(response: httpx.Response) -> None:
         )
 
 
-def _open(connection: Connection, context: ProviderContext) -> VismaProvider:
-    return VismaProvider(connection, context)
-
-
 SPEC = ProviderSpec(
     name=NAME,
     label=LABEL,
     base_url="https://eaccountingapi.vismaonline.com",
     token_url="https://identity.vismaonline.com/connect/token",  # noqa: S106 (a URL)
     credentials=("client_id", "client_secret", "refresh_token"),
-    open=_open,
+    open=VismaProvider,
 )

@@ -127,15 +127,11 @@ def _limits(response: httpx.Response) -> None:
         )
 
 
-def _open(connection: Connection, context: ProviderContext) -> XeroProvider:
-    return XeroProvider(connection, context)
-
-
 SPEC = ProviderSpec(
     name=NAME,
     label=LABEL,
     base_url="https://api.xero.com",
     token_url="https://identity.xero.com/connect/token",  # noqa: S106 (a URL)
     credentials=("client_id", "client_secret", "refresh_token", "tenant_id"),
-    open=_open,
+    open=XeroProvider,
 )
