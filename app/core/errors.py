@@ -213,12 +213,25 @@ def install_error_handlers(app: FastAPI) -> None:
 _TAG_ERRORS = ("union_tag_invalid", "union_tag_not_found")
 
 
+def _union_tag_at(loc: list[str | int], body: Any) -> bool:
+    """Whether ``loc`` runs through the tag pydantic puts in the path of a tagged union's
+    member (``body.fortnox.client_id``): a segment that is no key of the body but one of its
+    values (the tag the body chose)."""
+    if len(loc) < 3 or loc[0] != "body" or not isinstance(body, dict):
+        return False
+    tag = loc[1]
+    return isinstance(tag, str) and tag not in body and tag in body.values()
+
+
 def _field_errors(exc: RequestValidationError) -> list[FieldError]:
     out = []
+    body = getattr(exc, "body", None)
     for err in exc.errors():
         loc = [p if isinstance(p, int | str) else str(p) for p in err.get("loc", ())]
         if err.get("type") in _TAG_ERRORS:  # a discriminated union: name its tag field
             loc.append(str((err.get("ctx") or {}).get("discriminator", "")).strip("'"))
+        elif _union_tag_at(loc, body):
+            del loc[1]  # a body of a tagged union: the field is the body's, not the tag's
         out.append(FieldError(loc, str(err.get("msg", "invalid")), str(err.get("type", "invalid"))))
     return out
 
