@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,32 @@ OVERVIEW = "/api/v1/crm/overview"
 COMPANY = "/api/v1/company"
 
 TOKENS = (APP_SECRET_TOKEN, AGREEMENT_GRANT_TOKEN)
+RUN_FIELDS = {
+    "id",
+    "status",
+    "trigger",
+    "started_at",
+    "finished_at",
+    "fetched",
+    "updated",
+    "unchanged",
+    "unmatched",
+    "warnings",
+    "error",
+}
+
+
+def events(text: str) -> list[str]:
+    """The ``event`` of every JSON log line in ``text``."""
+    found = []
+    for raw in text.splitlines():
+        raw = raw.strip()
+        if raw.startswith("{"):
+            try:
+                found.append(json.loads(raw).get("event"))
+            except ValueError:
+                continue
+    return found
 
 
 def ok(response: Any, status: int = 200) -> Any:

@@ -47,12 +47,14 @@ from tests.accounting.fake_oauth import (
 from tests.accounting.helpers import (
     COMPANY,
     CONNECTION,
+    RUN_FIELDS,
     RUNS,
     SYNC,
     balances,
     connect,
     create_order,
     create_partner,
+    events,
     get_order,
     get_partner,
     ok,
@@ -65,19 +67,6 @@ from tests.conftest import Api, assert_problem
 ATTEMPTS: int = ACCOUNTING_SETTINGS["accounting_retry_attempts"]  # 2
 PAGE = 2  # the later page where faults strike
 
-RUN_FIELDS = {
-    "id",
-    "status",
-    "trigger",
-    "started_at",
-    "finished_at",
-    "fetched",
-    "updated",
-    "unchanged",
-    "unmatched",
-    "warnings",
-    "error",
-}
 CREDENTIALS = {
     "fortnox": ("client_id", "client_secret", "refresh_token"),
     "xero": ("client_id", "client_secret", "refresh_token", "tenant_id"),
@@ -161,19 +150,6 @@ def assert_no_oauth_secret(fake: OAuthFake, *texts: str) -> None:
     for text in texts:
         for secret in secrets:
             assert secret not in text, f"a secret leaked into: {text[:300]}"
-
-
-def events(text: str) -> list[str]:
-    """The ``event`` of every JSON log line in ``text``."""
-    found = []
-    for raw in text.splitlines():
-        raw = raw.strip()
-        if raw.startswith("{"):
-            try:
-                found.append(json.loads(raw).get("event"))
-            except ValueError:
-                continue
-    return found
 
 
 @pytest.fixture

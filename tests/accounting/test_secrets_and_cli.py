@@ -38,24 +38,12 @@ from tests.accounting.helpers import (
     RUNS,
     assert_no_secret,
     create_partner,
+    events,
     sync_failed,
     sync_ok,
 )
 from tests.conftest import Api
 from tests.factories import make_user
-
-
-def events(text: str) -> list[str]:
-    """The ``event`` of every JSON log line in ``text``."""
-    found = []
-    for raw in text.splitlines():
-        raw = raw.strip()
-        if raw.startswith("{"):
-            try:
-                found.append(json.loads(raw).get("event"))
-            except ValueError:
-                continue
-    return found
 
 
 def test_no_token_in_logs_responses_or_errors(

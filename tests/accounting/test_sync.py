@@ -28,6 +28,7 @@ from app.models import SyncRun
 from tests.accounting.fake_economic import HANG, FakeEconomic, Fault, customer
 from tests.accounting.helpers import (
     OVERVIEW,
+    RUN_FIELDS,
     RUNS,
     SYNC,
     balances,
@@ -41,20 +42,6 @@ from tests.accounting.helpers import (
 )
 from tests.conftest import Api, assert_problem
 from tests.factories import make_partner
-
-RUN_FIELDS = {
-    "id",
-    "status",
-    "trigger",
-    "started_at",
-    "finished_at",
-    "fetched",
-    "updated",
-    "unchanged",
-    "unmatched",
-    "warnings",
-    "error",
-}
 
 
 def iso(value: str) -> datetime:

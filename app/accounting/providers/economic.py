@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from decimal import InvalidOperation
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -24,7 +23,7 @@ from app.accounting.providers.base import (
     ProviderSpec,
     RetryPolicy,
 )
-from app.accounting.providers.http import ProviderHttp, money
+from app.accounting.providers.http import HttpProvider, ProviderHttp, money
 from app.core.outbound import OutboundPolicy
 
 NAME = "e-conomic"
@@ -34,7 +33,7 @@ PAGE_SIZE = 1000
 FIRST_PAGE = f"customers?skippages=0&pagesize={PAGE_SIZE}"
 
 
-class EconomicProvider:
+class EconomicProvider(HttpProvider):
     def __init__(
         self,
         *,
@@ -72,17 +71,6 @@ class EconomicProvider:
             transport=context.transport,
             sleep=context.sleep,
         )
-
-    def __enter__(self) -> EconomicProvider:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.http.close()
 
     # -- the protocol ------------------------------------------------------------------
 

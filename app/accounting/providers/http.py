@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import httpx
 import structlog
@@ -360,3 +361,21 @@ class ProviderHttp:
                 "malformed_response", f"{self.label} sent JSON that is not an object."
             )
         return body
+
+
+class HttpProvider:
+    """The frame every provider shares: its ``ProviderHttp``, closed when the run's ``with``
+    block ends."""
+
+    http: ProviderHttp
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.http.close()

@@ -22,8 +22,7 @@ import base64
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
@@ -33,7 +32,13 @@ from app.accounting.providers.base import (
     ProviderContext,
     ProviderError,
 )
-from app.accounting.providers.http import Classify, ProviderHttp, Unauthorized, money
+from app.accounting.providers.http import (
+    Classify,
+    HttpProvider,
+    ProviderHttp,
+    Unauthorized,
+    money,
+)
 from app.core.outbound import DestinationNotAllowed
 
 _REFUSED_GRANTS = ("invalid_grant", "invalid_client")
@@ -176,7 +181,7 @@ def numbered_pages(label: str, fetch: Callable[[int], NumberedPage]) -> Iterator
             )
 
 
-class OAuthProvider:
+class OAuthProvider(HttpProvider):
     """The common frame of a provider with rotating OAuth2 tokens; a subclass says how to read
     its pages (``balances``) and how to prove the credentials (``check_credentials``)."""
 
@@ -214,17 +219,6 @@ class OAuthProvider:
             refresh_token=refresh_token,
             store=context.store_credentials,
         )
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.http.close()
 
     def start(self, deadline: float | None) -> None:
         """Every run starts with one refresh (and its rotated token stored)."""
