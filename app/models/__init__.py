@@ -8,6 +8,7 @@ from app.models.partner import Partner, PartnerLocation, PartnerTag, StageChange
 from app.models.sales_order import SalesOrder, SalesOrderLine
 from app.models.tag import Tag
 from app.models.user import ApiToken, User
+from app.models.view import SavedView
 
 __all__ = [
     "AccountingConnection",
@@ -21,6 +22,7 @@ __all__ = [
     "PartnerTag",
     "SalesOrder",
     "SalesOrderLine",
+    "SavedView",
     "ScheduledJob",
     "StageChange",
     "SyncRun",

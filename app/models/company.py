@@ -17,6 +17,9 @@ class Company(Base):
         CheckConstraint(
             check_in("credit_enforcement", CreditEnforcement), name="credit_enforcement"
         ),
+        CheckConstraint(
+            "dormancy_days IS NULL OR dormancy_days BETWEEN 1 AND 3650", name="dormancy_days"
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -27,6 +30,8 @@ class Company(Base):
     credit_enforcement: Mapped[str] = mapped_column(
         String(16), default=CreditEnforcement.warn.value
     )
+    # An active customer with no (non-cancelled) order for this many days becomes inactive.
+    dormancy_days: Mapped[int | None] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

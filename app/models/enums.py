@@ -29,6 +29,8 @@ class StageChangeReason(StrEnum):
     manual = "manual"
     bulk = "bulk"
     sales_order_created = "sales_order_created"
+    import_ = "import"
+    dormant = "dormant"
 
 
 class SyncRunStatus(StrEnum):
