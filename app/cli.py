@@ -33,6 +33,8 @@ cli.add_typer(user_cli, name="user")
 cli.add_typer(token_cli, name="token")
 accounting_cli = typer.Typer(help="The accounting system.", no_args_is_help=True)
 cli.add_typer(accounting_cli, name="accounting")
+stages_cli = typer.Typer(help="Customer stages.", no_args_is_help=True)
+cli.add_typer(stages_cli, name="stages")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -322,6 +324,26 @@ def accounting_sync(company: Annotated[str, typer.Option(help="Company slug")]) 
             typer.echo(summary)
     finally:
         db.dispose()
+
+
+@stages_cli.command("apply-dormancy")
+@friendly
+def stages_apply_dormancy(
+    company: Annotated[str, typer.Option(help="Company slug")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show, change nothing")] = False,
+) -> None:
+    """Move active customers without a recent order to inactive (the dormancy rule)."""
+    from app.companies.service import require_by_slug
+    from app.partners import dormancy
+
+    with session_scope() as session:
+        found = require_by_slug(session, company)
+        result = dormancy.apply(session=session, company_id=found.id, dry_run=dry_run)
+    for change in result.changes:
+        typer.echo(f"partner {change.number}: {change.previous_stage} -> inactive")
+    more = " (only the first listed)" if result.changes_truncated else ""
+    verb = "would become" if dry_run else "became"
+    typer.echo(f"{result.changed} partner(s) {verb} inactive{more}", err=True)
 
 
 @cli.command()

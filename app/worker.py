@@ -4,10 +4,11 @@
 ``CRM_DISPATCH_INLINE=false``. Any number of either may run against one database:
 
 * deliveries are claimed with ``SKIP LOCKED`` leases (``app.webhooks.dispatcher``);
-* a scheduled job runs once per interval across all processes: the process whose
-  ``UPDATE scheduled_jobs SET next_run_at = now + interval WHERE name = ? AND next_run_at <=
-  now`` changes the row runs it (a second process's UPDATE waits for the first's row lock on
-  PostgreSQL, or its write transaction on SQLite, then finds the condition false).
+* a scheduled job (event retention, the dormancy rule, accounting refreshes) runs once per
+  interval across all processes: the process whose ``UPDATE scheduled_jobs SET next_run_at
+  = now + interval WHERE name = ? AND next_run_at <= now`` changes the row runs it (a second
+  process's UPDATE waits for the first's row lock on PostgreSQL, or its write transaction on
+  SQLite, then finds the condition false).
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from app.db.base import utcnow
 from app.db.session import Database
 from app.events import service as events
 from app.models import ScheduledJob
+from app.partners import dormancy
 from app.webhooks.dispatcher import Dispatcher, DispatchLoop
 
 log = structlog.get_logger("crm.worker")
 
 RETENTION_EVERY = 3600.0
+DORMANCY_EVERY = 86400.0  # the dormancy rule counts whole days
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,8 @@ class Jobs:
                 "event_retention",
                 RETENTION_EVERY,
                 lambda: self._in_session(lambda s: events.prune(s, settings.event_retention_days)),
-            )
+            ),
+            Job("dormancy", DORMANCY_EVERY, lambda: dormancy.run_daily(db)),
         ]
         if settings.accounting_sync_interval > 0:
             self.jobs.append(

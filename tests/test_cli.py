@@ -376,3 +376,77 @@ def test_the_installed_command_prints_no_traceback_for_bad_input(
     assert bad.stdout == ""
     assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert bad.stderr.startswith("crm: ")
+
+
+# -- stages apply-dormancy ------------------------------------------------------------
+
+
+def _dormant_partner(database_file: Path) -> int:
+    """Turn the rule on (30 days) for nordic-foods and give it an active customer whose only
+    order is 31 days old; returns its number."""
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from app.auth.dependencies import Principal
+    from app.db.session import Database, build_engine
+    from app.models import User
+    from app.models.enums import CustomerStage
+    from app.partners import service as partners
+    from app.partners.schemas import PartnerCreate
+    from app.sales_orders import service as orders
+    from app.sales_orders.schemas import LineIn, SalesOrderCreate
+
+    db = Database(build_engine(Settings(database_url=f"sqlite:///{database_file}")))
+    try:
+        with db.session() as s:
+            company = s.scalar(select(Company).where(Company.slug == "nordic-foods"))
+            assert company is not None
+            company.dormancy_days = 30
+            s.commit()
+            user = s.scalar(select(User).where(User.company_id == company.id))
+            assert user is not None
+            principal = Principal.acting_as(company, user)
+            number = partners.create(
+                session=s,
+                principal=principal,
+                data=PartnerCreate(name="Quiet", country="DK", customer_stage=CustomerStage.active),
+            ).number
+            orders.create(
+                session=s,
+                principal=principal,
+                data=SalesOrderCreate(
+                    partner_number=number,
+                    order_date=datetime.now(UTC).date() - timedelta(days=31),
+                    lines=[LineIn(description="Rye", quantity=Decimal(1), unit_price=Decimal(9))],
+                ),
+            )
+            return number
+    finally:
+        db.dispose()
+
+
+def test_apply_dormancy_dry_run_lists_and_changes_nothing_then_applies(
+    with_company: Run, database_file: Path
+) -> None:
+    number = _dormant_partner(database_file)
+    stage = select(Partner.customer_stage).where(Partner.number == number)
+    dry = with_company("stages apply-dormancy --company nordic-foods --dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout.strip() == f"partner {number}: active -> inactive"
+    assert "1 partner(s) would become inactive" in dry.stderr
+    assert query(database_file, stage) == "active"
+    real = with_company("stages apply-dormancy --company nordic-foods")
+    assert real.exit_code == 0, real.output
+    assert "1 partner(s) became inactive" in real.stderr
+    assert query(database_file, stage) == "inactive"
+    again = with_company("stages apply-dormancy --company nordic-foods")
+    assert "0 partner(s) became inactive" in again.stderr
+
+
+def test_apply_dormancy_with_the_rule_off_fails_in_one_line(with_company: Run) -> None:
+    message = assert_one_line_failure(with_company("stages apply-dormancy --company nordic-foods"))
+    assert "dormancy_days" in message
+
+
+def test_apply_dormancy_for_an_unknown_company_fails_in_one_line(with_company: Run) -> None:
+    assert "nope" in assert_one_line_failure(with_company("stages apply-dormancy --company nope"))

@@ -68,6 +68,7 @@ class CompanyInfo:
     base_currency: str
     credit_check: str
     credit_enforcement: str
+    dormancy_days: int | None
     created_at: datetime
     updated_at: datetime
     version: int

@@ -1,8 +1,13 @@
 import uuid
+from typing import Annotated
+
+from pydantic import Field
 
 from app.core.schemas import RequestModel, ResponseModel, omittable
 from app.core.types import Name, UTCDateTime
 from app.models.enums import CreditCheck, CreditEnforcement
+
+DormancyDays = Annotated[int, Field(ge=1, le=3650, strict=True)]
 
 
 class CompanyRead(ResponseModel):
@@ -12,6 +17,10 @@ class CompanyRead(ResponseModel):
     base_currency: str
     credit_check: CreditCheck
     credit_enforcement: CreditEnforcement
+    dormancy_days: int | None = Field(
+        description="An active customer whose latest order is older than this many days "
+        "becomes inactive (null: the rule is off)"
+    )
     created_at: UTCDateTime
     updated_at: UTCDateTime
 
@@ -22,3 +31,9 @@ class CompanyUpdate(RequestModel):
     name: Name = omittable()
     credit_check: CreditCheck = omittable()
     credit_enforcement: CreditEnforcement = omittable()
+    dormancy_days: DormancyDays | None = Field(
+        default=None,
+        description="Days without a (non-cancelled) order after which an active customer "
+        "becomes inactive, applied daily and by `POST /api/v1/partners/bulk/apply-dormancy`; "
+        "null turns the rule off",
+    )

@@ -8,8 +8,8 @@ from app.auth.dependencies import Principal
 from app.core.errors import FieldError, ValidationFailed
 from app.db.base import utcnow
 from app.idempotency.service import Idempotency
-from app.models.enums import StageChangeReason
-from app.partners.repository import PartnerRepository, filter_conditions
+from app.models.enums import CustomerStage, StageChangeReason
+from app.partners.repository import PartnerRepository, StageRow, filter_conditions
 from app.partners.schemas import (
     BULK_CHANGES_LISTED,
     BulkStageChange,
@@ -34,6 +34,24 @@ def _too_many(count: int, max_partners: int, field: str) -> ValidationFailed:
             )
         ],
         extra={"matched": count, "max_partners": max_partners},
+    )
+
+
+def stage_result(
+    stage: CustomerStage, rows: list[StageRow], changing: list[StageRow], *, dry_run: bool
+) -> BulkStageResult:
+    """The answer of a bulk stage change (by numbers, by filter, or by the dormancy rule)."""
+    return BulkStageResult(
+        customer_stage=stage,
+        dry_run=dry_run,
+        matched=len(rows),
+        changed=len(changing),
+        unchanged=len(rows) - len(changing),
+        changes=[
+            BulkStageChange(number=r.number, previous_stage=r.customer_stage)
+            for r in changing[:BULK_CHANGES_LISTED]
+        ],
+        changes_truncated=len(changing) > BULK_CHANGES_LISTED,
     )
 
 
@@ -85,18 +103,7 @@ def set_stage(
             count = max(len(rows), repo.count_matching(conditions))
             raise _too_many(count, max_partners, "filter")
     changing = [r for r in rows if r.customer_stage != stage]
-    result = BulkStageResult(
-        customer_stage=data.customer_stage,
-        dry_run=data.dry_run,
-        matched=len(rows),
-        changed=len(changing),
-        unchanged=len(rows) - len(changing),
-        changes=[
-            BulkStageChange(number=r.number, previous_stage=r.customer_stage)
-            for r in changing[:BULK_CHANGES_LISTED]
-        ],
-        changes_truncated=len(changing) > BULK_CHANGES_LISTED,
-    )
+    result = stage_result(data.customer_stage, rows, changing, dry_run=data.dry_run)
     if data.dry_run:
         if idempotency is not None:  # a dry run with a key replays its answer too
             idempotency.record(session, result)

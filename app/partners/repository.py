@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
@@ -16,8 +16,16 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
 from app.core.types import tag_key
 from app.db.base import utcnow
-from app.models import Partner, PartnerLocation, PartnerTag, StageChange, Tag, User
-from app.models.enums import CreditCheck
+from app.models import (
+    Partner,
+    PartnerLocation,
+    PartnerTag,
+    SalesOrder,
+    StageChange,
+    Tag,
+    User,
+)
+from app.models.enums import CreditCheck, CustomerStage, SalesOrderStatus
 from app.partners.schemas import PartnerFilter
 
 BULK_CHUNK = 1000
@@ -335,6 +343,21 @@ class PartnerRepository:
             .where(Partner.company_id == self.company_id, *conditions)
         )
         return int(self.session.scalar(stmt) or 0)
+
+    def dormant(self, cutoff: date) -> list[Any]:
+        """Conditions of the dormancy rule: ``active`` partners whose most recent
+        non-cancelled sales order is dated before ``cutoff``. A partner with no such order at
+        all is not dormant (it never ordered: nothing to go quiet)."""
+        latest = (
+            select(func.max(SalesOrder.order_date))
+            .where(
+                SalesOrder.company_id == self.company_id,
+                SalesOrder.partner_id == Partner.id,
+                SalesOrder.status != SalesOrderStatus.cancelled.value,
+            )
+            .scalar_subquery()
+        )
+        return [Partner.customer_stage == CustomerStage.active.value, latest < cutoff]
 
     def stage_rows(
         self,

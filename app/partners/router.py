@@ -6,19 +6,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
 
-from app.auth.dependencies import Reader, SessionDep, Writer
+from app.auth.dependencies import Admin, Reader, SessionDep, Writer
 from app.core.answer import Answer
 from app.core.config import Settings
 from app.core.errors import problem_responses
 from app.core.http import cached_json_response, json_response, links
 from app.core.pagination import Page, PageRequest, list_params, page_response, sort_enum
 from app.idempotency.dependencies import Keyed
-from app.partners import bulk, service
+from app.partners import bulk, dormancy, service
 from app.partners.filters import partner_filters
 from app.partners.repository import PARTNER_SORTING, STAGE_HISTORY_SORTING
 from app.partners.schemas import (
     BulkStageRequest,
     BulkStageResult,
+    DormancyRequest,
     PartnerCreate,
     PartnerFilter,
     PartnerRead,
@@ -198,6 +199,47 @@ def bulk_set_customer_stage(
             principal=principal,
             data=body,
             max_partners=settings.bulk_max_partners,
+            idempotency=idem,
+        ),
+    )
+
+
+@router.post(
+    "/bulk/apply-dormancy",
+    response_model=BulkStageResult,
+    operation_id="apply_dormancy",
+    tags=["partners"],
+    responses={
+        **problem_responses(401, 403, 409, 413, 422),
+        503: {
+            "description": "A dormant partner stayed locked by another change longer than the "
+            "lock timeout, or the database is unavailable: nothing was changed; retry after "
+            "`Retry-After` seconds",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
+        },
+    },
+)
+def apply_dormancy(
+    principal: Admin, session: SessionDep, body: DormancyRequest, keyed: Keyed
+) -> Response:
+    """Apply the company's dormancy rule now (it also runs once a day on its own).
+
+    Every `active` customer whose most recent non-cancelled sales order is dated more than
+    the company's `dormancy_days` ago (counted in UTC days) becomes `inactive`, all or
+    nothing, with stage history `reason: dormant` and `changed_by: null`. A customer with no
+    orders is not dormant. 409 `dormancy_off` when the company has no `dormancy_days`. The
+    answer is the bulk answer (`customer_stage: inactive`).
+    """
+    return keyed.answer(
+        body,
+        render=Answer.json,
+        execute=lambda idem: dormancy.apply(
+            session=session,
+            company_id=principal.company_id,
+            dry_run=body.dry_run,
             idempotency=idem,
         ),
     )

@@ -225,6 +225,14 @@ class BulkStageRequest(RequestModel):
         return self
 
 
+class DormancyRequest(RequestModel):
+    """Apply the company's dormancy rule now (`dormancy_days` of `PATCH /api/v1/company`)."""
+
+    dry_run: StrictBool = Field(
+        default=False, description="Answer what would change, and change nothing"
+    )
+
+
 # The most entries `changes` lists; counts are always complete, and every change is in the
 # partners' stage history (reason `bulk`).
 BULK_CHANGES_LISTED = 1000
@@ -245,7 +253,8 @@ class BulkStageResult(ResponseModel):
         description=(
             f"The changed partners with their previous stage, by number: at most the first "
             f"{BULK_CHANGES_LISTED:,}. When more changed, `changes_truncated` is true; every "
-            "change is in the partners' stage history (reason `bulk`)"
+            "change is in the partners' stage history (reason `bulk`; `dormant` for the "
+            "dormancy rule)"
         ),
         max_length=BULK_CHANGES_LISTED,
     )
