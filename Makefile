@@ -61,14 +61,14 @@ test-postgresql:
 	CRM_TEST_DATABASE=postgresql $(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
 
 lint: install-dev
-	$(BIN)/ruff check app tests migrations bench
-	$(BIN)/ruff format --check app tests migrations bench
+	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff format --check app tests bench
 	$(BIN)/mypy app
 	$(BIN)/lint-imports
 
 fmt: install-dev
-	$(BIN)/ruff check --fix app tests migrations bench
-	$(BIN)/ruff format app tests migrations bench
+	$(BIN)/ruff check --fix app tests bench
+	$(BIN)/ruff format app tests bench
 
 ## openapi: regenerate the committed contract from the app
 openapi: install

@@ -1,4 +1,9 @@
-"""Running Alembic from code: the CLI, readiness and tests use the same configuration."""
+"""Running Alembic from code: the CLI, readiness and tests use the same configuration.
+
+The migrations live inside the package (``app/migrations``) and the configuration is made
+here, in code, so an installed ``crm`` (``pip install .``, the image) migrates from any
+directory. ``alembic.ini`` at the project root only serves developers who run ``alembic
+revision`` by hand."""
 
 from __future__ import annotations
 
@@ -10,12 +15,13 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
     config.attributes["configure_logging"] = False
     if connection is not None:
         config.attributes["connection"] = connection

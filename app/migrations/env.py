@@ -3,7 +3,7 @@
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 import app.models  # noqa: F401  (registers every table)
 from app.core.config import get_settings
@@ -15,6 +15,8 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
+# pg_advisory_xact_lock key of `crm migrate` (any fixed 64-bit number unique to this service).
+MIGRATION_LOCK = 0x63726D5F6D6967  # "crm_mig"
 
 
 def _run(connection: Connection) -> None:
@@ -42,6 +44,12 @@ def _migrate(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several hosts may migrate at once: one at a time. The lock is the transaction's
+            # (no session state, so it also works through a transaction-pooling PgBouncer),
+            # and the current revision is read after it is granted: a host that waited finds
+            # the schema at head and does nothing.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
     if connection.in_transaction():
         connection.commit()

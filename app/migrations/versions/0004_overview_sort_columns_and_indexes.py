@@ -6,6 +6,7 @@ Create Date: 2026-11-27 04:05:22.899705
 """
 
 from collections.abc import Sequence
+from typing import Literal
 
 import sqlalchemy as sa
 from alembic import op
@@ -16,7 +17,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _recreate() -> str:
+def _recreate() -> Literal["always", "auto"]:
     # SQLite cannot add a stored generated column in place: it copies the table instead.
     return "always" if op.get_bind().dialect.name == "sqlite" else "auto"
 
