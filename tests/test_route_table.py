@@ -33,6 +33,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/partners"): {"name": "Other", "country": "DK"},
     ("PATCH", "/api/v1/partners/{number}"): {"name": "Renamed"},
     ("POST", "/api/v1/partners/bulk/customer-stage"): {"customer_stage": "lost", "numbers": [1]},
+    ("POST", "/api/v1/partners/bulk/apply-dormancy"): {"dry_run": True},
     ("POST", "/api/v1/tags"): {"name": "Fresh"},
     ("POST", "/api/v1/users"): {"name": "New", "email": "new@example.com"},
     ("POST", "/api/v1/tokens"): {"name": "t", "scope": "read"},
