@@ -32,6 +32,7 @@ from app.sales_orders.router import router as sales_orders_router
 from app.tags.router import router as tags_router
 from app.tokens.router import router as tokens_router
 from app.users.router import router as users_router
+from app.views.router import router as views_router
 from app.webhooks.router import router as webhooks_router
 from app.worker import start_inline
 
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         partners_router,
         sales_orders_router,
         crm_router,
+        views_router,
         accounting_router,
         events_router,
         webhooks_router,
@@ -182,6 +184,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
         allowed_hosts=settings.allowed_host_list,
+        body_limits={f"{partners_router.prefix}/import": settings.import_max_bytes},
     )
     _complete_openapi(app)
     return app

@@ -48,10 +48,17 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("POST", "/api/v1/webhooks"): {"url": "https://hooks.example.com/crm"},
     ("PATCH", "/api/v1/webhooks/{webhook_id}"): {"description": "changed"},
+    ("POST", "/api/v1/crm/views"): {"name": "Danish leads", "filters": {"country": "DK"}},
+    ("PATCH", "/api/v1/crm/views/{view_id}"): {"name": "Renamed"},
     ("POST", "/api/v1/accounting/balances"): {
         "balances": [{"accounting_ref": "R1", "balance": "1.00"}],
         "as_of": "2026-01-01T00:00:00Z",
     },
+}
+# Routes whose body is a file, not JSON: (media type, bytes). Another company's import of
+# partner 3 (A's only) must find nothing.
+RAW_BODIES: dict[tuple[str, str], tuple[str, bytes]] = {
+    ("POST", "/api/v1/partners/import"): ("text/csv", b"number,name\r\n3,Taken over\r\n"),
 }
 # Routes that act on the caller's own company, never on an object named in the path.
 OWN_COMPANY = {"/api/v1/company", "/api/v1/me"}
@@ -123,6 +130,9 @@ def world(settings: Settings, db: RollbackDatabase, session: Session) -> dict[st
     ).json()
     delivery = client.post(f"/api/v1/webhooks/{webhook['id']}/test", headers=h).json()
     tokens = client.get("/api/v1/tokens", headers=h).json()["items"]
+    view = client.post(
+        "/api/v1/crm/views", headers=h, json={"name": "Alpha view", "shared": True}
+    ).json()
     return {
         "client": client,
         "a": a,
@@ -135,6 +145,7 @@ def world(settings: Settings, db: RollbackDatabase, session: Session) -> dict[st
             "run_id": str(run.id),
             "webhook_id": webhook["id"],
             "delivery_id": delivery["id"],
+            "view_id": view["id"],
         },
         "session": session,
     }
@@ -160,6 +171,7 @@ def _fingerprint(session: Session, tenant: Tenant) -> str:
         "events",
         "webhooks",
         "webhook_deliveries",
+        "saved_views",
     ):
         column = "id" if table == "companies" else "company_id"
         value = (
@@ -178,6 +190,10 @@ def _fingerprint(session: Session, tenant: Tenant) -> str:
 def _call(world: dict[str, Any], method: str, route: APIRoute, token: str | None) -> Any:
     path = route.path.format(**world["params"])
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if (method, route.path) in RAW_BODIES:
+        media_type, content = RAW_BODIES[(method, route.path)]
+        headers["Content-Type"] = media_type
+        return world["client"].request(method, path, headers=headers, content=content)
     body = BODIES.get((method, route.path))
     return world["client"].request(method, path, headers=headers, json=body)
 
@@ -223,7 +239,7 @@ def test_another_companys_token_finds_nothing_and_changes_nothing(world: dict[st
         else:
             assert r.status_code < 500, (method, route.path, r.text)
             if r.status_code == 200 and r.headers.get("content-type", "").startswith(
-                "application/json"
+                ("application/json", "text/csv")
             ):
                 text_ = r.text
                 assert str(world["a"].company.id) not in text_, (method, route.path)

@@ -42,6 +42,17 @@ class Settings(BaseSettings):
         ge=1,
         description="Most partners one bulk change may select; more: 422 too_many_partners",
     )
+    import_max_rows: int = Field(
+        default=50_000,
+        ge=1,
+        description="Most data rows one partner import may hold; more: 422 too_many_rows",
+    )
+    import_max_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1024,
+        description="Largest partner import file (the one route whose body may exceed "
+        "max_body_bytes); larger: 413",
+    )
     accounting_sync_interval: int = Field(
         default=0, ge=0, description="Seconds between scheduled balance refreshes (0: off)"
     )

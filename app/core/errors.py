@@ -98,6 +98,10 @@ class PayloadTooLarge(AppError):
     status, title, default_code = 413, "Payload too large", "payload_too_large"
 
 
+class UnsupportedMediaType(AppError):
+    status, title, default_code = 415, "Unsupported media type", "unsupported_media_type"
+
+
 class ValidationFailed(AppError):
     status, title, default_code = 422, "Validation failed", "validation_failed"
 

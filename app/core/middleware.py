@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import structlog
 from prometheus_client import Counter, Histogram
@@ -124,10 +124,17 @@ def log_unhandled(path: str | None) -> None:
 
 class RequestContextMiddleware:
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, allowed_hosts: Sequence[str] = ()
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        allowed_hosts: Sequence[str] = (),
+        body_limits: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Paths whose POST body has a limit of its own (the partner import's file).
+        self.body_limits = dict(body_limits or {})
         self.allowed_hosts = [h.strip().lower() for h in allowed_hosts if h.strip()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -177,9 +184,10 @@ class RequestContextMiddleware:
             if not host_allowed(_host_header(scope), self.allowed_hosts):
                 await answer(invalid_host())
                 return
-            body = await read_body(request_headers, receive, self.max_body_bytes)
+            limit = self.body_limit(method, scope.get("path", ""))
+            body = await read_body(request_headers, receive, limit)
             if body is None:
-                await answer(too_large(self.max_body_bytes))
+                await answer(too_large(limit))
                 return
             try:
                 await self.app(app_scope, body, send_wrapper)
@@ -192,6 +200,13 @@ class RequestContextMiddleware:
                 await answer(internal_error(request_id))
         finally:
             self._finish(app_scope, method, status, started)
+
+    def body_limit(self, method: str, path: str) -> int:
+        """The largest body this request may send: ``max_body_bytes``, or a POST to one of
+        ``body_limits``' paths its own limit."""
+        if method == "POST":
+            return self.body_limits.get(path, self.max_body_bytes)
+        return self.max_body_bytes
 
     @staticmethod
     def _finish(scope: Scope, method: str, status: int, started: float) -> None:

@@ -7,6 +7,15 @@ class ProblemFieldError(BaseModel):
     loc: list[str | int] = Field(description='Where: e.g. ["body", "tags", 0]')
     message: str
     code: str
+    row: int | None = Field(
+        default=None,
+        description="A file's errors (the partner import): the row as a spreadsheet numbers it "
+        "(the header is row 1)",
+    )
+    column: str | None = Field(
+        default=None,
+        description="A file's errors: the column's header, or null for the whole row",
+    )
 
 
 class Problem(BaseModel):

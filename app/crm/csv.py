@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from app.partners.overview import OVERVIEW_COLUMNS
+from app.partners.overview import OVERVIEW_COLUMNS, Column
 
 BOM = "\ufeff"
 HEADER = [column.name for column in OVERVIEW_COLUMNS]
@@ -20,14 +20,22 @@ def csv_cells(row: Any) -> list[str]:
     return [cell(row) for cell in _CELLS]
 
 
-def stream_csv(rows: Iterable[Any], *, bom: bool = True, flush_every: int = 500) -> Iterator[bytes]:
+def stream_csv(
+    rows: Iterable[Any],
+    *,
+    bom: bool = True,
+    flush_every: int = 500,
+    columns: Sequence[Column] = OVERVIEW_COLUMNS,
+) -> Iterator[bytes]:
+    """``columns``: these, in this order (a saved view's; default: all)."""
+    cells = [column.csv for column in columns]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     if bom:
         buffer.write(BOM)
-    writer.writerow(HEADER)
+    writer.writerow([column.name for column in columns])
     for count, row in enumerate(rows, start=1):
-        writer.writerow(csv_cells(row))
+        writer.writerow([cell(row) for cell in cells])
         if count % flush_every == 0:
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)

@@ -12,19 +12,13 @@ from sqlalchemy import Integer, case, func, select
 from sqlalchemy.orm import Session
 
 from app.core.money import quantize_money
-from app.core.pagination import PageRequest, RawPage, Sorting, iterate, paginate
+from app.core.pagination import PageRequest, RawPage, iterate, paginate
 from app.models import Partner
-from app.partners.overview import OVERVIEW_COLUMNS, overview_select
-from app.partners.repository import PARTNER_NUMBER, filter_conditions
+from app.partners.overview import OVERVIEW_SORTING, overview_select
+from app.partners.repository import filter_conditions
 from app.partners.schemas import PartnerFilter
 
-# One sort per sortable column. Each but `number` has a partial index of its own:
-# (company, column, number) where the partner has a stage (OVERVIEW_SORT_COLUMNS of the model).
-OVERVIEW_SORTING = Sorting(
-    fields={c.name: c.sort for c in OVERVIEW_COLUMNS if c.sort is not None},
-    tiebreak=PARTNER_NUMBER,
-    default="number",
-)
+__all__ = ["OVERVIEW_SORTING", "OverviewRepository", "money"]
 
 
 @dataclass

@@ -1,57 +1,120 @@
-"""The CRM overview routes: the page, the CSV export and the summary."""
+"""The CRM overview routes: the page, the CSV and XLSX exports and the summary; each page and
+export can apply a saved view (``view``)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 
-from app.auth.dependencies import Reader, SessionDep, get_database
+from app.auth.dependencies import Principal, Reader, SessionDep, get_database
 from app.core.errors import problem_responses
 from app.core.http import json_response
-from app.core.pagination import Page, PageRequest, list_params, page_response, sort_enum
+from app.core.pagination import (
+    Page,
+    PageParams,
+    PageRequest,
+    list_params,
+    page_params,
+    page_response,
+)
+from app.core.query import query_model_dependency
 from app.core.types import StrictBool
-from app.crm import service
+from app.crm import service, xlsx
 from app.crm.csv import stream_csv
 from app.crm.repository import OVERVIEW_SORTING
-from app.crm.schemas import Summary
+from app.crm.schemas import OverviewFilter, Summary
 from app.db.session import Database
-from app.partners.filters import Filters, partner_filters
-from app.partners.overview import OverviewRow
-from app.partners.schemas import PartnerFilter
+from app.partners.filters import Filters
+from app.partners.overview import OverviewRow, OverviewSort, columns_named
 
 router = APIRouter(prefix="/api/v1/crm", tags=["crm"])
 
-OverviewSort = sort_enum("OverviewSort", OVERVIEW_SORTING)
 SORT_DESCRIPTION = "Column; prefix - to reverse. Nulls last, ties by number."
 SortParam = Annotated[OverviewSort | None, Query(description=SORT_DESCRIPTION)]  # type: ignore[valid-type]
-# Sort, filters and paging of the overview, resolved with the cursor.
-OverviewList = Annotated[
-    PageRequest[PartnerFilter],
-    Depends(
-        list_params(
-            OVERVIEW_SORTING,
-            sort=OverviewSort,
-            sort_description=SORT_DESCRIPTION,
-            filters=partner_filters,
+ViewParam = Annotated[
+    uuid.UUID | None,
+    Query(
+        description=(
+            "A saved view's id (`/api/v1/crm/views`): its filters and sort apply, and its "
+            "`columns` pick the fields. Explicit filter parameters and `sort` replace the "
+            "view's, one by one. A view the caller cannot see: 404 `view_not_found`."
         )
     ),
 ]
+
+# The overview's list as the project's one paging mechanism resolves it: sort, filters and
+# cursor. The filters it carries in its cursors are the applied ones (the view's with the
+# explicit parameters over them) plus the view's id, so a cursor sent alone continues the
+# same rows in the same columns, and one sent with parameters that now mean other rows (the
+# view changed) is 422 ``invalid_cursor``. Called as a function by ``overview_list``, after
+# the view is applied; its ``filters`` dependency is only the cursor's reader.
+_resolve_page = list_params(
+    OVERVIEW_SORTING,
+    sort=OverviewSort,
+    sort_description=SORT_DESCRIPTION,
+    filters=query_model_dependency(OverviewFilter, "overview_filters"),
+)
+
+
+@dataclass(frozen=True)
+class OverviewList:
+    page: PageRequest[OverviewFilter]
+    columns: tuple[str, ...] | None  # None: every column
+
+
+def overview_list(
+    principal: Reader,
+    session: SessionDep,
+    filters: Filters,
+    page: Annotated[PageParams, Depends(page_params)],
+    sort: SortParam = None,
+    view: ViewParam = None,
+) -> OverviewList:
+    """Sort, filters, columns and paging of one page of the overview."""
+    applied = service.apply_view(
+        session=session,
+        principal=principal,
+        view_id=view,
+        filters=filters,
+        sort=sort.value if sort else None,  # type: ignore[attr-defined]
+    )
+    carried = OverviewFilter.model_construct(**dict(applied.filters), view=view)
+    request = _resolve_page(
+        sort=OverviewSort(applied.sort) if applied.sort else None,
+        filters=carried,
+        page=page,
+    )
+    columns = applied.columns
+    cursor_view = request.filters.view if request.filters is not None else None
+    if view is None and cursor_view is not None:  # a cursor sent alone, made with a view
+        columns = service.view_columns(session=session, principal=principal, view_id=cursor_view)
+    return OverviewList(request, columns)
 
 
 @router.get(
     "/overview",
     response_model=Page[OverviewRow],
     operation_id="get_crm_overview",
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 404, 409, 422),
 )
-def get_crm_overview(principal: Reader, session: SessionDep, page: OverviewList) -> Response:
+def get_crm_overview(
+    principal: Reader, session: SessionDep, query: Annotated[OverviewList, Depends(overview_list)]
+) -> Response:
     """One row per partner that has a customer stage."""
+    page = query.page
     result = service.overview(session=session, principal=principal, filters=page.filters, page=page)
-    return page_response(result, [service.row_of(r) for r in result.rows])
+    return page_response(result, [service.row_of(r, query.columns) for r in result.rows])
+
+
+def _export_name(principal: Principal, extension: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    return f"crm-overview-{principal.company.slug}-{stamp}.{extension}"
 
 
 @router.get(
@@ -63,35 +126,95 @@ def get_crm_overview(principal: Reader, session: SessionDep, page: OverviewList)
             "description": "Every matching row; the header line holds the JSON field names",
             "content": {"text/csv": {"schema": {"type": "string"}}},
         },
-        **problem_responses(401, 403, 422),
+        **problem_responses(401, 403, 404, 409, 422),
     },
 )
 def export_crm_overview_csv(
     principal: Reader,
+    session: SessionDep,
     filters: Filters,
     db: Annotated[Database, Depends(get_database)],
     sort: SortParam = None,
+    view: ViewParam = None,
     bom: Annotated[
         StrictBool, Query(description="Start with a UTF-8 byte-order mark, for spreadsheets")
     ] = True,
 ) -> StreamingResponse:
-    sort_value: str | None = sort.value if sort else None  # type: ignore[attr-defined]
+    applied = service.apply_view(
+        session=session,
+        principal=principal,
+        view_id=view,
+        filters=filters,
+        sort=sort.value if sort else None,  # type: ignore[attr-defined]
+    )
     # Fail on a bad sort now, as a 422, rather than in the middle of the stream.
-    OVERVIEW_SORTING.parse(sort_value)
+    OVERVIEW_SORTING.parse(applied.sort)
+    columns = columns_named(applied.columns)
 
     def body() -> Iterator[bytes]:
-        with db.session(write=False) as session:
+        with db.session(write=False) as stream_session:
             rows = service.all_rows(
-                session=session, principal=principal, filters=filters, sort=sort_value
+                session=stream_session,
+                principal=principal,
+                filters=applied.filters,
+                sort=applied.sort,
             )
-            yield from stream_csv(rows, bom=bom)
+            yield from stream_csv(rows, bom=bom, columns=columns)
 
-    stamp = datetime.now(UTC).strftime("%Y%m%d")
-    filename = f"crm-overview-{principal.company.slug}-{stamp}.csv"
     return StreamingResponse(
         body(),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": f'attachment; filename="{_export_name(principal, "csv")}"'},
+    )
+
+
+@router.get(
+    "/overview.xlsx",
+    operation_id="export_crm_overview_xlsx",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": (
+                "Every matching row as a spreadsheet: one sheet, the header row (the JSON field "
+                "names) frozen and filterable; numbers and money as numbers (two decimals), "
+                "dates and datetimes (UTC) as dates, booleans as booleans, `tags` joined "
+                "with `;`, `owner` as the owner's name"
+            ),
+            "content": {xlsx.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **problem_responses(401, 403, 404, 409, 422),
+    },
+)
+def export_crm_overview_xlsx(
+    principal: Reader,
+    session: SessionDep,
+    filters: Filters,
+    sort: SortParam = None,
+    view: ViewParam = None,
+) -> StreamingResponse:
+    """The same rows, filters, sort and saved views as the CSV."""
+    applied = service.apply_view(
+        session=session,
+        principal=principal,
+        view_id=view,
+        filters=filters,
+        sort=sort.value if sort else None,  # type: ignore[attr-defined]
+    )
+    file = service.xlsx_file(
+        session=session,
+        principal=principal,
+        filters=applied.filters,
+        sort=applied.sort,
+        columns=applied.columns,
+    )
+    name = _export_name(principal, "xlsx")
+    return StreamingResponse(
+        xlsx.chunks(file),
+        media_type=xlsx.MEDIA_TYPE,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Content-Length": str(xlsx.size_of(file)),
+        },
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
@@ -40,19 +40,22 @@ class KeyedRequest:
 
     def answer(
         self,
-        body: BaseModel,
+        body: BaseModel | bytes,
         *,
         render: Callable[[T], Answer],
         execute: Callable[[Idempotency[T] | None], T],
+        params: Mapping[str, str] | None = None,
     ) -> Response:
         """Execute the use-case (or replay the first answer to this key) and answer with what
-        ``render`` made of its result: the same bytes whether fresh or replayed."""
+        ``render`` made of its result: the same bytes whether fresh or replayed. ``body`` is
+        the parsed body, or the raw bytes of an uploaded file with the ``params`` (query
+        parameters, media type) that say what to do with it."""
         return respond(
             service.run(
                 session=self.session,
                 company_id=self.principal.company_id,
                 key=self.key,
-                fingerprint=service.fingerprint(self.method, self.path, body),
+                fingerprint=service.fingerprint(self.method, self.path, body, params),
                 render=render,
                 execute=execute,
             )

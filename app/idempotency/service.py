@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Generic, TypeVar
@@ -79,9 +79,18 @@ class Idempotency(Generic[T]):
         self.answer = answer
 
 
-def fingerprint(method: str, path: str, body: BaseModel) -> str:
-    canonical = f"{method} {path}\n".encode() + serialize(body)
-    return hashlib.sha256(canonical).hexdigest()
+def fingerprint(
+    method: str, path: str, body: BaseModel | bytes, params: Mapping[str, str] | None = None
+) -> str:
+    """What makes two requests with one key the same request: the method, the path, the body
+    (a parsed model, or the raw bytes of a file upload) and, when given, the query parameters
+    and the media type that decide what the body means."""
+    digest = hashlib.sha256(f"{method} {path}\n".encode())
+    if params:
+        digest.update(json.dumps(dict(sorted(params.items())), separators=(",", ":")).encode())
+        digest.update(b"\n")
+    digest.update(body if isinstance(body, bytes) else serialize(body))
+    return digest.hexdigest()
 
 
 def _replay(stored: IdempotencyKey) -> Answer:

@@ -36,3 +36,19 @@ def next_number(session: Session, company_id: uuid.UUID, kind: str) -> int:
     if value is None:
         raise RuntimeError(f"number sequence {kind!r} missing for company {company_id}")
     return int(value)
+
+
+def next_numbers(session: Session, company_id: uuid.UUID, kind: str, count: int) -> range:
+    """``count`` consecutive numbers of a per-company sequence in one statement (a block, e.g.
+    for an import), under the same lock as :func:`next_number`."""
+    if count <= 0:
+        return range(0)
+    last = session.scalar(
+        update(NumberSequence)
+        .where(NumberSequence.company_id == company_id, NumberSequence.kind == kind)
+        .values(last_value=NumberSequence.last_value + count)
+        .returning(NumberSequence.last_value)
+    )
+    if last is None:
+        raise RuntimeError(f"number sequence {kind!r} missing for company {company_id}")
+    return range(int(last) - count + 1, int(last) + 1)

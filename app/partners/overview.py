@@ -1,28 +1,31 @@
 """The CRM overview's columns, declared once, in order: the overview is a view of partners
 (the ``crm`` domain serves it; the partner events render its rows too).
 
-Each column has its name (the JSON field and the CSV header), its JSON type, the SQL it reads,
-how a result row renders as its JSON value and as its CSV cell, and its sort when it has one.
-The row schema (``OverviewRow``), the statement (``overview_select``), the JSON
-rows, the CSV header and cells, and the sorts (``OVERVIEW_SORTING``) are all made from this
-list: a new column is one entry here (plus, if it sorts, its index: ``OVERVIEW_SORT_COLUMNS``
-of the model).
+Each column has its name (the JSON field and the CSV/XLSX header), its JSON type, the SQL it
+reads, how a result row renders as its JSON value, as its CSV cell and as its spreadsheet cell,
+and its sort when it has one. The row schema (``OverviewRow``), the statement
+(``overview_select``), the JSON rows, the CSV and XLSX headers and cells, the sorts
+(``OVERVIEW_SORTING``) and the names a saved view's ``columns`` may use (``OverviewField``) are
+all made from this list: a new column is one entry here (plus, if it sorts, its index:
+``OVERVIEW_SORT_COLUMNS`` of the model).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from enum import StrEnum
+from functools import lru_cache
 from operator import attrgetter
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, ConfigDict, create_model
 from sqlalchemy import func, literal, select
 
 from app.core.money import format_money
-from app.core.pagination import SortField
+from app.core.pagination import SortField, Sorting, sort_enum
 from app.core.schemas import ResponseModel
 from app.core.types import Money, UTCDateTime, format_utc
 from app.models import Partner, PartnerTag, Tag
@@ -37,6 +40,22 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 Row = Any  # a result row of the overview statement: its columns by label
 
 
+# How a column is typed in a spreadsheet (``app.crm.xlsx`` maps each kind to its cell
+# format): ``text`` is always written as a string (never a formula), ``money`` as a number
+# with two decimals, ``date`` and ``datetime`` (UTC) as Excel dates.
+CellKind = Literal["integer", "text", "money", "boolean", "date", "datetime"]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A column's spreadsheet cell: its kind, its value (None: an empty cell) and its width
+    (in characters)."""
+
+    kind: CellKind
+    value: Callable[[Row], Any]
+    width: float
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -44,6 +63,7 @@ class Column:
     sql: Callable[[str], tuple[Any, ...]]  # the labelled expressions it reads, per dialect
     json: Callable[[Row], Any]
     csv: Callable[[Row], str]
+    xlsx: Cell
     sort: SortField | None = None
 
 
@@ -106,43 +126,81 @@ def _partner(
     name: str,
     json_type: Any,
     cell: Callable[[Any], str],
+    kind: CellKind,
+    width: float,
     *,
     sort: SortField | None = None,
 ) -> Column:
     """A column that is the partner's own column of the same name."""
     get = attrgetter(name)
     column = getattr(Partner, name)
-    return Column(name, json_type, lambda dialect: (column,), get, lambda row: cell(get(row)), sort)
+    return Column(
+        name,
+        json_type,
+        lambda dialect: (column,),
+        get,
+        lambda row: cell(get(row)),
+        Cell(kind, get, width),
+        sort,
+    )
+
+
+def _tags_text(row: Row) -> str | None:
+    return ";".join(split_tags(row.tags)) or None
 
 
 # In the order of the seed page; every sort but `number` has a partial index of the model.
 OVERVIEW_COLUMNS: tuple[Column, ...] = (
-    _partner("number", int, _plain_cell, sort=PARTNER_NUMBER),
-    _partner("name", str, text_cell, sort=SortField.of(Partner.name)),
-    _partner("country", str, _plain_cell, sort=SortField.of(Partner.country)),
-    _partner("credit_limit", Money | None, _money_cell, sort=SortField.of(Partner.credit_limit)),
+    _partner("number", int, _plain_cell, "integer", 10, sort=PARTNER_NUMBER),
+    _partner("name", str, text_cell, "text", 36, sort=SortField.of(Partner.name)),
+    _partner("country", str, _plain_cell, "text", 9, sort=SortField.of(Partner.country)),
     _partner(
-        "debtor_balance", Money | None, _money_cell, sort=SortField.of(Partner.debtor_balance)
+        "credit_limit",
+        Money | None,
+        _money_cell,
+        "money",
+        15,
+        sort=SortField.of(Partner.credit_limit),
     ),
-    _partner("debtor_balance_synced_at", UTCDateTime | None, _utc_cell),
+    _partner(
+        "debtor_balance",
+        Money | None,
+        _money_cell,
+        "money",
+        15,
+        sort=SortField.of(Partner.debtor_balance),
+    ),
+    _partner("debtor_balance_synced_at", UTCDateTime | None, _utc_cell, "datetime", 22),
     _partner(
         "credit_limit_exceeded",
         bool,
         _bool_cell,
+        "boolean",
+        12,
         sort=SortField.of(Partner.credit_limit_exceeded),
     ),
-    _partner("uninvoiced_total", Money, _money_cell, sort=SortField.of(Partner.uninvoiced_total)),
+    _partner(
+        "uninvoiced_total",
+        Money,
+        _money_cell,
+        "money",
+        15,
+        sort=SortField.of(Partner.uninvoiced_total),
+    ),
     Column(
         "tags",
         list[str],
         _tags_sql,
         json=lambda row: split_tags(row.tags),
         csv=lambda row: text_cell(";".join(split_tags(row.tags))),
+        xlsx=Cell("text", _tags_text, 30),
     ),
     _partner(
         "latest_sales_delivery_date",
         date | None,
         _date_cell,
+        "date",
+        14,
         sort=SortField.of(Partner.latest_sales_delivery_date),
     ),
     Column(
@@ -151,6 +209,7 @@ OVERVIEW_COLUMNS: tuple[Column, ...] = (
         lambda dialect: (Partner.owner_id, Partner.owner_name),
         json=_owner,
         csv=lambda row: text_cell(row.owner_name),
+        xlsx=Cell("text", attrgetter("owner_name"), 24),
         sort=SortField.of(Partner.owner_name),
     ),
     Column(
@@ -159,17 +218,68 @@ OVERVIEW_COLUMNS: tuple[Column, ...] = (
         lambda dialect: (Partner.customer_stage,),
         json=lambda row: CustomerStage(row.customer_stage),
         csv=lambda row: row.customer_stage,
+        xlsx=Cell("text", attrgetter("customer_stage"), 12),
         # Every overview row has a stage, so its rank is never null here.
         sort=SortField.of(Partner.stage_rank, nullable=False),
     ),
 )
+_BY_NAME = {column.name: column for column in OVERVIEW_COLUMNS}
 
-
-# One overview row: a field per column, in column order.
-_ROW_FIELDS: dict[str, Any] = {column.name: (column.type, ...) for column in OVERVIEW_COLUMNS}
-OverviewRow = create_model(
-    "OverviewRow", __base__=ResponseModel, __module__=__name__, **_ROW_FIELDS
+# One sort per sortable column. Each but `number` has a partial index of its own:
+# (company, column, number) where the partner has a stage (OVERVIEW_SORT_COLUMNS of the model).
+OVERVIEW_SORTING = Sorting(
+    fields={c.name: c.sort for c in OVERVIEW_COLUMNS if c.sort is not None},
+    tiebreak=PARTNER_NUMBER,
+    default="number",
 )
+# The accepted `sort` values (the query parameter's, and a saved view's).
+OverviewSort = sort_enum("OverviewSort", OVERVIEW_SORTING)
+# The names a saved view's `columns` may hold.
+OverviewField = StrEnum(  # type: ignore[misc]
+    "OverviewField", {column.name: column.name for column in OVERVIEW_COLUMNS}
+)
+
+
+def columns_named(names: Sequence[str] | None) -> tuple[Column, ...]:
+    """The columns of these names, in this order (every column for None)."""
+    return OVERVIEW_COLUMNS if names is None else tuple(_BY_NAME[name] for name in names)
+
+
+# One overview row: a field per column, in column order. Every field is there, except where a
+# saved view's `columns` picks fewer: then exactly those, in that order. The contract says so
+# honestly: no field is `required` in its schema, and none is nullable unless its value can be
+# null (a field that is there has its type). The model itself still requires every field.
+ROW_DESCRIPTION = (
+    "One partner with a customer stage. Every field is present, in this order, unless the "
+    "request applies a saved view (`view`) whose `columns` picks fewer: then exactly those "
+    "fields, in the view's order."
+)
+_ROW_FIELDS: dict[str, Any] = {column.name: (column.type, ...) for column in OVERVIEW_COLUMNS}
+
+
+def _none_required(schema: dict[str, Any]) -> None:
+    schema.pop("required", None)
+
+
+class _RowBase(ResponseModel):
+    model_config = ConfigDict(json_schema_extra=_none_required)
+
+
+OverviewRow = create_model(
+    "OverviewRow",
+    __base__=_RowBase,
+    __module__=__name__,
+    __doc__=ROW_DESCRIPTION,
+    **_ROW_FIELDS,
+)
+
+
+@lru_cache(maxsize=256)
+def _row_model(names: tuple[str, ...]) -> type[BaseModel]:
+    """The row of a saved view's columns: those fields, in that order (serialized as is; the
+    contract's schema stays ``OverviewRow``)."""
+    fields: dict[str, Any] = {name: _ROW_FIELDS[name] for name in names}
+    return create_model("OverviewRow", __base__=ResponseModel, __module__=__name__, **fields)
 
 
 def overview_select(dialect: str, company_id: Any, f: PartnerFilter | None = None) -> Any:
@@ -181,6 +291,10 @@ def overview_select(dialect: str, company_id: Any, f: PartnerFilter | None = Non
     return stmt.where(*filter_conditions(company_id, f)) if f is not None else stmt
 
 
-def row_of(row: Row) -> BaseModel:
-    """An overview row from a result row, without validation: the database is the source."""
-    return OverviewRow.model_construct(**{c.name: c.json(row) for c in OVERVIEW_COLUMNS})
+def row_of(row: Row, columns: Sequence[str] | None = None) -> BaseModel:
+    """An overview row from a result row, without validation: the database is the source.
+    ``columns``: only these fields, in this order (a saved view's; None: all)."""
+    if columns is None:
+        return OverviewRow.model_construct(**{c.name: c.json(row) for c in OVERVIEW_COLUMNS})
+    model = _row_model(tuple(columns))
+    return model.model_construct(**{name: _BY_NAME[name].json(row) for name in columns})

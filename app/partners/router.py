@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
-from app.auth.dependencies import Admin, Reader, SessionDep, Writer
+from app.auth.dependencies import Admin, Reader, SessionDep, Writer, get_database
 from app.core.answer import Answer
 from app.core.config import Settings
 from app.core.errors import problem_responses
 from app.core.http import cached_json_response, json_response, links
 from app.core.pagination import Page, PageRequest, list_params, page_response, sort_enum
+from app.core.types import StrictBool
+from app.db.session import Database
 from app.idempotency.dependencies import Keyed
-from app.partners import bulk, dormancy, service
-from app.partners.filters import partner_filters
+from app.partners import bulk, dormancy, imports, service
+from app.partners.filters import Filters, partner_filters
 from app.partners.repository import PARTNER_SORTING, STAGE_HISTORY_SORTING
 from app.partners.schemas import (
     BulkStageRequest,
     BulkStageResult,
     DormancyRequest,
+    ImportResult,
     PartnerCreate,
     PartnerFilter,
     PartnerRead,
@@ -93,6 +99,148 @@ def create_partner(
         ),
         execute=lambda idem: service.create(
             session=session, principal=principal, data=body, idempotency=idem
+        ),
+    )
+
+
+CSV_CONTENT = {"text/csv": {"schema": {"type": "string"}}}
+XLSX_CONTENT = {
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+        "schema": {"type": "string", "format": "binary"}
+    }
+}
+
+
+@router.get(
+    ".csv",
+    operation_id="export_partners_csv",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Every matching partner, by number, in the columns of the import "
+            "(`owner` as the user's email, `tags` `;`-separated, text a spreadsheet would take "
+            "for a formula prefixed with `'`): a file that imports back unchanged",
+            "content": CSV_CONTENT,
+        },
+        **problem_responses(401, 403, 422),
+    },
+)
+def export_partners_csv(
+    principal: Reader, filters: Filters, db: Annotated[Database, Depends(get_database)]
+) -> StreamingResponse:
+    def body() -> Iterator[bytes]:
+        with db.session(write=False) as session:
+            yield from imports.export_csv(session=session, principal=principal, filters=filters)
+
+    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    filename = f"partners-{principal.company.slug}-{stamp}.csv"
+    return StreamingResponse(
+        body(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get(
+    "/import-template.csv",
+    operation_id="get_partner_import_template_csv",
+    response_class=Response,
+    responses={
+        200: {"description": "The import's header row and one example row", "content": CSV_CONTENT},
+        **problem_responses(401, 403, 422),
+    },
+)
+def get_partner_import_template_csv(principal: Reader) -> Response:
+    return Response(
+        imports.template("csv"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="partner-import-template.csv"'},
+    )
+
+
+@router.get(
+    "/import-template.xlsx",
+    operation_id="get_partner_import_template_xlsx",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The import's header row and one example row, every column text",
+            "content": XLSX_CONTENT,
+        },
+        **problem_responses(401, 403, 422),
+    },
+)
+def get_partner_import_template_xlsx(principal: Reader) -> Response:
+    return Response(
+        imports.template("xlsx"),
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": 'attachment; filename="partner-import-template.xlsx"'},
+    )
+
+
+async def raw_body(request: Request) -> bytes:
+    """The request body as sent (the request middleware has read it, within its limit)."""
+    return await request.body()
+
+
+@router.post(
+    "/import",
+    response_model=ImportResult,
+    operation_id="import_partners",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The file: CSV (UTF-8, a byte-order mark allowed) or XLSX (its "
+            "first sheet); row 1 names the columns",
+            "content": {**CSV_CONTENT, **XLSX_CONTENT},
+        }
+    },
+    responses=problem_responses(401, 403, 409, 413, 415, 422),
+)
+def import_partners(
+    request: Request,
+    principal: Writer,
+    keyed: Keyed,
+    body: Annotated[bytes, Depends(raw_body)],
+    dry_run: Annotated[
+        StrictBool, Query(description="Check everything and answer the counts; store nothing")
+    ] = False,
+    create_tags: Annotated[
+        StrictBool, Query(description="Create the tags the file names that do not exist yet")
+    ] = False,
+) -> Response:
+    """Create and update partners from a spreadsheet, all or nothing.
+
+    Columns are the partner fields by their JSON names (`GET /partners/import-template.csv`).
+    A row with a `number` updates that partner, one without creates a partner; an empty cell
+    leaves the field as it is. `owner` is a user's email, `tags` are `;`-separated, `address`,
+    `postal_code` and `city` are the primary location. Any bad row stores nothing: 422
+    `import_invalid` with `errors[]` naming each `row` (as a spreadsheet numbers it: the header
+    is row 1) and `column` (null for the whole row), the first 1,000 listed and
+    `error_count` counting them all. Stage changes are in the stage history (`reason:
+    import`). More than the server's row limit (50,000 unless configured otherwise): 422
+    `too_many_rows`; a larger file than its byte limit (20 MB): 413.
+    """
+    settings: Settings = request.app.state.settings
+    media_type = imports.media_type_of(request.headers.get("content-type"))
+    return keyed.answer(
+        body,
+        params={
+            "media_type": media_type,
+            "dry_run": str(dry_run).lower(),
+            "create_tags": str(create_tags).lower(),
+        },
+        render=Answer.json,
+        execute=lambda idem: imports.import_partners(
+            session=keyed.session,
+            principal=principal,
+            data=body,
+            media_type=media_type,
+            dry_run=dry_run,
+            create_tags=create_tags,
+            max_rows=settings.import_max_rows,
+            max_bytes=settings.import_max_bytes,
+            idempotency=idem,
         ),
     )
 

@@ -262,3 +262,16 @@ class BulkStageResult(ResponseModel):
         description=f"True when more than {BULK_CHANGES_LISTED:,} partners changed and "
         "`changes` lists only the first of them"
     )
+
+
+class ImportResult(ResponseModel):
+    """What a partner import did (or, on a dry run, would do): every row is counted once."""
+
+    dry_run: bool
+    created: int = Field(description="Rows without a number: new partners")
+    updated: int = Field(description="Rows with a number whose partner changes")
+    unchanged: int = Field(description="Rows with a number whose partner already is as the row")
+    numbers_created: list[int] = Field(
+        description="The numbers of the new partners, in the order of their rows (empty on a "
+        "dry run: numbers are given out only when partners are stored)"
+    )

@@ -32,6 +32,7 @@ from app.sales_orders.repository import SALES_ORDER_SORTING
 from app.tags.repository import TAG_SORTING
 from app.tokens.repository import TOKEN_SORTING
 from app.users.repository import USER_SORTING
+from app.views.repository import VIEW_SORTING
 from app.webhooks.repository import DELIVERY_SORTING, WEBHOOK_SORTING
 from tests.api.helpers import assert_loc
 from tests.conftest import Api, assert_problem
@@ -59,6 +60,7 @@ ROUTES = [
     ListRoute("/api/v1/accounting/sync-runs", RUN_SORTING, False),
     ListRoute("/api/v1/webhooks", WEBHOOK_SORTING, False),
     ListRoute("/api/v1/webhooks/{webhook_id}/deliveries", DELIVERY_SORTING, False),
+    ListRoute("/api/v1/crm/views", VIEW_SORTING, True),
 ]
 # The event feed's cursor is a position, signed: tests/events/test_feed.py tampers with it.
 OWN_CURSORS = {"/api/v1/events"}

@@ -163,6 +163,9 @@ class AdminToken:
 # - the body size limit (413, declared) applies to the bytes, which a schema cannot bound;
 # - an order's total is the sum of its lines, which a schema cannot bound either, and "at most
 #   one location is primary" is a rule across list items that a schema cannot state.
+# - a partner import's body is a file (a string, for the schema): what its rows say, and
+#   whether it is a readable workbook at all, no schema can state (422 import_invalid,
+#   unreadable_file).
 # Only these exact (status, problem code) pairs are forgiven; any other rejection of
 # schema-valid data, e.g. a plain validation_failed, still fails the run.
 DATA_DEPENDENT_REJECTIONS = {
@@ -182,6 +185,8 @@ DATA_DEPENDENT_REJECTIONS = {
     (422, "credit_limit_exceeded"),
     (422, "amount_out_of_range"),
     (422, "several_primary_locations"),
+    (422, "import_invalid"),
+    (422, "unreadable_file"),
 }
 # Field-level rules no schema can state: an item given twice in a list (uniqueItems cannot
 # compare by a key, or names case-insensitively), and instants judged against the present: an
