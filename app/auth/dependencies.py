@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.auth import repository
 from app.auth.ratelimit import RateLimiter
-from app.auth.tokens import MAX_TOKEN_LENGTH, hash_secret
+from app.auth.tokens import MAX_TOKEN_LENGTH, company_of, hash_secret
 from app.core.config import Settings
 from app.core.errors import Forbidden, Unauthorized
 from app.db.base import utcnow
@@ -173,9 +173,11 @@ def authenticate(
     secret = credentials.credentials
     row = None
     if len(secret) <= MAX_TOKEN_LENGTH:
-        row = session.execute(
-            _AUTH_QUERY.where(ApiToken.token_hash == hash_secret(secret))
-        ).one_or_none()
+        lookup = ApiToken.token_hash == hash_secret(secret)
+        company_id = company_of(secret)
+        if company_id is not None:  # the company's own tokens only: one key, one shard
+            lookup = (ApiToken.company_id == company_id) & lookup
+        row = session.execute(_AUTH_QUERY.where(lookup)).one_or_none()
     if row is None:
         raise _refused(
             limiter,

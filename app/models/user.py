@@ -42,6 +42,8 @@ class ApiToken(Base):
         ),
         CheckConstraint(check_in("scope", Scope), name="scope"),
         Index("ix_api_tokens_company_id_user_id", "company_id", "user_id"),
+        # The token names its company (app.auth.tokens): unique per company, looked up by both.
+        UniqueConstraint("company_id", "token_hash"),
     )
 
     company_id: Mapped[uuid.UUID] = mapped_column(
@@ -51,7 +53,7 @@ class ApiToken(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     name: Mapped[str] = mapped_column(String(100))
     scope: Mapped[str] = mapped_column(String(16))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
     token_prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -56,7 +56,7 @@ def create(
             code="unknown_user",
             errors=[FieldError(("body", "user_id"), "no such user", "unknown_user")],
         )
-    secret = new_secret()
+    secret = new_secret(company_id)
     token = ApiToken(
         company_id=company_id,
         user_id=user.id,
