@@ -31,6 +31,13 @@ class Settings(BaseSettings):
         description="PostgreSQL: longest wait for a row or table lock, e.g. behind a bulk "
         "change; past it the request answers 503 lock_timeout (0: no limit)",
     )
+    db_pgbouncer: bool = Field(
+        default=False,
+        description="PostgreSQL is reached through PgBouncer in transaction pooling: no "
+        "server-side prepared statements, no startup options; the statement and lock timeouts "
+        "are set in each write transaction (SET LOCAL), and read statements, which run "
+        "without a transaction, take the role's own statement_timeout",
+    )
     sqlite_busy_timeout_ms: int = Field(
         default=10_000,
         ge=0,

@@ -50,16 +50,22 @@ def build_engine(settings: Settings) -> Engine:
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
         return engine
     connect_args: dict[str, Any] = {"application_name": "crm-overview"}
-    options = []
+    timeouts = {}
     if settings.db_statement_timeout_ms:
-        options.append(f"-c statement_timeout={settings.db_statement_timeout_ms}")
+        timeouts["statement_timeout"] = settings.db_statement_timeout_ms
     if settings.db_lock_timeout_ms:
         # A write waiting on a row a long bulk change holds fails (55P03 -> 503 lock_timeout)
         # instead of waiting. SQLite's counterpart is the busy timeout above.
-        options.append(f"-c lock_timeout={settings.db_lock_timeout_ms}")
-    if options:
-        connect_args["options"] = " ".join(options)
-    return create_engine(
+        timeouts["lock_timeout"] = settings.db_lock_timeout_ms
+    if settings.db_pgbouncer:
+        # Transaction pooling hands each transaction any server connection: nothing may
+        # outlive a transaction. No prepared statements (psycopg prepares a statement run 5
+        # times), and no startup options (PgBouncer refuses them): the timeouts are set per
+        # transaction instead.
+        connect_args["prepare_threshold"] = None
+    elif timeouts:
+        connect_args["options"] = " ".join(f"-c {k}={v}" for k, v in timeouts.items())
+    engine = create_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -71,6 +77,20 @@ def build_engine(settings: Settings) -> Engine:
         hide_parameters=True,
         connect_args=connect_args,
     )
+    if settings.db_pgbouncer and timeouts:
+        _set_local_timeouts(engine, timeouts)
+    return engine
+
+
+def _set_local_timeouts(engine: Engine, timeouts: dict[str, int]) -> None:
+    """The timeouts as the first statement of each transaction (PgBouncer mode): ``SET LOCAL``
+    ends with the transaction, so no other client's transaction inherits it."""
+    statement = "; ".join(f"SET LOCAL {name} = {int(ms)}" for name, ms in timeouts.items())
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":  # reads: none
+            conn.exec_driver_sql(statement)
 
 
 @dataclass
