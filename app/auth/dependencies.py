@@ -50,6 +50,23 @@ def get_session(
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+def get_read_session(
+    db: Annotated[Database, Depends(get_database)], primary: SessionDep
+) -> Iterator[Session]:
+    """The session of reads that tolerate a replica's lag (the overview, its exports, the
+    summary, the lists): the replica's when ``CRM_DATABASE_REPLICA_URL`` is set and it answers,
+    else the request's own. Authentication and everything that writes, checks ``If-Match`` or
+    reads its own writes (the event feed) stay on the request's session, on the primary."""
+    if db.replica is None:
+        yield primary
+        return
+    with db.reader() as session:
+        yield session
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
+
+
 def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings

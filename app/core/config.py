@@ -16,6 +16,12 @@ class Settings(BaseSettings):
         default="sqlite:///./crm.db",
         description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db",
     )
+    database_replica_url: str | None = Field(
+        default=None,
+        description="A streaming replica of the PostgreSQL database: the overview, its "
+        "exports, the summary and the partner and sales order lists read from it; when it "
+        "does not answer they read from the primary (and /readyz says degraded)",
+    )
     secret_key: str = Field(default="", description="Encrypts stored accounting credentials")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = Field(default=True, description="JSON log lines (false: console lines)")

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 
-from app.auth.dependencies import Principal, Reader, SessionDep, get_database
+from app.auth.dependencies import Principal, Reader, ReadSessionDep, SessionDep, get_database
 from app.core.errors import problem_responses
 from app.core.http import json_response
 from app.core.pagination import (
@@ -104,7 +104,9 @@ def overview_list(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 def get_crm_overview(
-    principal: Reader, session: SessionDep, query: Annotated[OverviewList, Depends(overview_list)]
+    principal: Reader,
+    session: ReadSessionDep,
+    query: Annotated[OverviewList, Depends(overview_list)],
 ) -> Response:
     """One row per partner that has a customer stage."""
     page = query.page
@@ -152,7 +154,7 @@ def export_crm_overview_csv(
     columns = columns_named(applied.columns)
 
     def body() -> Iterator[bytes]:
-        with db.session(write=False) as stream_session:
+        with db.reader() as stream_session:
             rows = service.all_rows(
                 session=stream_session,
                 principal=principal,
@@ -188,6 +190,7 @@ def export_crm_overview_csv(
 def export_crm_overview_xlsx(
     principal: Reader,
     session: SessionDep,
+    read_session: ReadSessionDep,
     filters: Filters,
     sort: SortParam = None,
     view: ViewParam = None,
@@ -201,7 +204,7 @@ def export_crm_overview_xlsx(
         sort=sort.value if sort else None,  # type: ignore[attr-defined]
     )
     file = service.xlsx_file(
-        session=session,
+        session=read_session,
         principal=principal,
         filters=applied.filters,
         sort=applied.sort,
@@ -224,6 +227,6 @@ def export_crm_overview_xlsx(
     operation_id="get_crm_summary",
     responses=problem_responses(401, 403, 422),
 )
-def get_crm_summary(principal: Reader, session: SessionDep, filters: Filters) -> Response:
+def get_crm_summary(principal: Reader, session: ReadSessionDep, filters: Filters) -> Response:
     """Per stage: partners, uninvoiced and debtor-balance sums, and how many are over limit."""
     return json_response(service.summary(session=session, principal=principal, filters=filters))

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from sqlalchemy import Engine, create_engine, event
+import structlog
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
 
 SQLITE_BEGIN = "crm_sqlite_begin"
+# A replica that did not answer is tried again after this long; meanwhile reads go to the
+# primary.
+REPLICA_RETRY_SECONDS = 5.0
+
+log = structlog.get_logger("crm.db")
 
 
 def _lower(value: object) -> object:
@@ -41,7 +50,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def build_engine(settings: Settings) -> Engine:
+def build_engine(settings: Settings, *, replica: bool = False) -> Engine:
     url = settings.database_url
     if settings.is_sqlite:
         engine = create_engine(
@@ -50,6 +59,8 @@ def build_engine(settings: Settings) -> Engine:
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
         return engine
     connect_args: dict[str, Any] = {"application_name": "crm-overview"}
+    if replica:
+        connect_args["connect_timeout"] = 2
     timeouts = {}
     if settings.db_statement_timeout_ms:
         timeouts["statement_timeout"] = settings.db_statement_timeout_ms
@@ -69,9 +80,10 @@ def build_engine(settings: Settings) -> Engine:
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        # No ping per checkout (a round trip on every request): connections are recycled,
-        # and one found dead is discarded with its pool on the first error.
-        pool_pre_ping=False,
+        # No ping per checkout on the primary (a round trip on every request): connections
+        # are recycled, and one found dead is discarded with its pool on the first error. A
+        # replica's checkouts ping: it may go away, and its reads then go to the primary.
+        pool_pre_ping=replica,
         pool_recycle=1800,
         # A failing statement is logged without its bound values (they hold company data).
         hide_parameters=True,
@@ -93,11 +105,25 @@ def _set_local_timeouts(engine: Engine, timeouts: dict[str, int]) -> None:
             conn.exec_driver_sql(statement)
 
 
+def build_replica_engine(settings: Settings) -> Engine | None:
+    """The engine of ``CRM_DATABASE_REPLICA_URL`` (None without one). Each checkout pings it,
+    and connecting gives up after 2 s: a replica that went away is noticed before a query is
+    sent, and its reads go to the primary."""
+    if not settings.database_replica_url:
+        return None
+    replica = settings.model_copy(update={"database_url": settings.database_replica_url})
+    return build_engine(replica, replica=True)
+
+
 @dataclass
 class Database:
-    """The request's way to a session: reads start a plain transaction, writes a write one."""
+    """The request's way to a session: reads start a plain transaction, writes a write one;
+    :meth:`reader` reads from the replica when there is one that answers."""
 
     engine: Engine
+    replica: Engine | None = None
+    _replica_down_until: float = field(default=0.0, init=False)
+    _replica_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         reader = self.engine
@@ -107,6 +133,52 @@ class Database:
         self._read = sessionmaker(bind=reader, expire_on_commit=False)
         writer = self.engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
         self._write = sessionmaker(bind=writer, expire_on_commit=False)
+        self._replica_read = (
+            sessionmaker(
+                bind=self.replica.execution_options(isolation_level="AUTOCOMMIT"),
+                expire_on_commit=False,
+            )
+            if self.replica is not None
+            else None
+        )
+
+    @contextmanager
+    def reader(self) -> Iterator[Session]:
+        """A read session on the replica (reads that tolerate a replica's lag: the overview,
+        its exports, the summary, the lists), or on the primary when there is none or it did
+        not answer in the last ``REPLICA_RETRY_SECONDS``."""
+        if self._replica_read is not None and time.monotonic() >= self._replica_down_until:
+            session = self._replica_read()
+            try:
+                session.connection()  # the checkout pings: a replica that is down fails here
+            except DBAPIError as exc:
+                session.close()
+                self._mark_replica_down(exc)
+            else:
+                with session:
+                    yield session
+                return
+        with self.session(write=False) as session:
+            yield session
+
+    def _mark_replica_down(self, exc: Exception) -> None:
+        with self._replica_lock:
+            if time.monotonic() >= self._replica_down_until:
+                log.warning("replica_unreachable", error=type(exc).__name__)
+            self._replica_down_until = time.monotonic() + REPLICA_RETRY_SECONDS
+
+    def replica_state(self) -> Literal["none", "ok", "down"]:
+        """Whether reads go to a replica now (asked afresh: /readyz)."""
+        if self.replica is None:
+            return "none"
+        try:
+            with self.replica.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except DBAPIError as exc:
+            self._mark_replica_down(exc)
+            return "down"
+        self._replica_down_until = 0.0
+        return "ok"
 
     @contextmanager
     def session(self, *, write: bool = True) -> Iterator[Session]:
@@ -120,3 +192,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.replica is not None:
+            self.replica.dispose()

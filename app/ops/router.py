@@ -33,6 +33,12 @@ class Readiness(BaseModel):
         description="shared: counted in Redis across processes; per_process: no Redis "
         "configured; degraded: Redis configured but unreachable, counted per process meanwhile"
     )
+    replica: Literal["none", "ok", "down"] = Field(
+        default="none",
+        description="none: no read replica configured; ok: the overview, exports, summary and "
+        "lists read from it; down: configured but not answering, those reads go to the primary "
+        "meanwhile",
+    )
 
 
 @router.get("/healthz", response_model=Health, operation_id="get_health")
@@ -49,6 +55,7 @@ def get_health() -> Response:
 def get_readiness(request: Request, db: Annotated[Database, Depends(get_database)]) -> Response:
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     limits = limiter.mode if limiter is not None else "per_process"
+    replica = db.replica_state()
     try:
         with db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -59,20 +66,31 @@ def get_readiness(request: Request, db: Annotated[Database, Depends(get_database
     except SQLAlchemyError:
         return json_response(
             Readiness(
-                status="not_ready", database="unreachable", revision=None, rate_limits=limits
+                status="not_ready",
+                database="unreachable",
+                revision=None,
+                rate_limits=limits,
+                replica=replica,
             ),
             status_code=503,
         )
     if revision != head_revision():
         return json_response(
             Readiness(
-                status="not_ready", database="not_migrated", revision=revision, rate_limits=limits
+                status="not_ready",
+                database="not_migrated",
+                revision=revision,
+                rate_limits=limits,
+                replica=replica,
             ),
             status_code=503,
         )
-    status: Literal["ready", "degraded"] = "degraded" if limits == "degraded" else "ready"
+    degraded = limits == "degraded" or replica == "down"
+    status: Literal["ready", "degraded"] = "degraded" if degraded else "ready"
     return json_response(
-        Readiness(status=status, database="ok", revision=revision, rate_limits=limits)
+        Readiness(
+            status=status, database="ok", revision=revision, rate_limits=limits, replica=replica
+        )
     )
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from app.auth.dependencies import Admin, Reader, SessionDep, Writer, get_database
+from app.auth.dependencies import Admin, Reader, ReadSessionDep, SessionDep, Writer, get_database
 from app.core.answer import Answer
 from app.core.config import Settings
 from app.core.errors import problem_responses
@@ -64,7 +64,7 @@ StageHistoryList = Annotated[PageRequest[None], Depends(list_params(STAGE_HISTOR
     operation_id="list_partners",
     responses=problem_responses(401, 403, 422),
 )
-def list_partners(principal: Reader, session: SessionDep, page: PartnerList) -> Response:
+def list_partners(principal: Reader, session: ReadSessionDep, page: PartnerList) -> Response:
     result = service.list_(session=session, principal=principal, filters=page.filters, page=page)
     return page_response(result, [PartnerRead.of(p) for p in result.rows])
 
@@ -129,7 +129,7 @@ def export_partners_csv(
     principal: Reader, filters: Filters, db: Annotated[Database, Depends(get_database)]
 ) -> StreamingResponse:
     def body() -> Iterator[bytes]:
-        with db.session(write=False) as session:
+        with db.reader() as session:
             yield from imports.export_csv(session=session, principal=principal, filters=filters)
 
     stamp = datetime.now(UTC).strftime("%Y%m%d")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
-from app.auth.dependencies import Principal, Reader, SessionDep, Writer
+from app.auth.dependencies import Principal, Reader, ReadSessionDep, SessionDep, Writer
 from app.core.answer import Answer
 from app.core.errors import problem_responses
 from app.core.http import cached_json_response, links, respond
@@ -80,7 +80,7 @@ def _path(number: int) -> str:
     operation_id="list_sales_orders",
     responses=problem_responses(401, 403, 422),
 )
-def list_sales_orders(principal: Reader, session: SessionDep, page: SalesOrderList) -> Response:
+def list_sales_orders(principal: Reader, session: ReadSessionDep, page: SalesOrderList) -> Response:
     result = service.list_(session=session, principal=principal, filters=page.filters, page=page)
     base = principal.company.base_currency
     return page_response(result, [service.read(o, base) for o in result.rows])

@@ -58,6 +58,7 @@ def test_readyz_is_ready_on_a_migrated_database(client: TestClient) -> None:
         "database": "ok",
         "revision": head_revision(),
         "rate_limits": "per_process",
+        "replica": "none",
     }
 
 
@@ -81,6 +82,7 @@ def test_readyz_reports_an_empty_database_as_not_migrated(
             "database": "not_migrated",
             "revision": None,
             "rate_limits": "per_process",
+            "replica": "none",
         }
     finally:
         database.dispose()
@@ -108,6 +110,7 @@ def test_readyz_reports_an_older_revision_as_not_migrated(
             "database": "not_migrated",
             "revision": older,
             "rate_limits": "per_process",
+            "replica": "none",
         }
     finally:
         database.dispose()
@@ -127,6 +130,7 @@ def test_readyz_reports_an_unreachable_database(tmp_path: Path) -> None:
             "database": "unreachable",
             "revision": None,
             "rate_limits": "per_process",
+            "replica": "none",
         }
     finally:
         database.dispose()

@@ -1,0 +1,216 @@
+"""A real streaming replica (CRM_DATABASE_REPLICA_URL): a primary and its replica started by
+the test (initdb and pg_basebackup in temporary directories, as the database's system user,
+on free ports). The overview, its exports, the summary and the lists read from the replica
+(a row written on the primary shows there once replayed); a partner's own page, writes and the
+event feed stay on the primary; when the replica stops, reads go to the primary and /readyz
+says so."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import glob
+import io
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from app.core.config import Settings
+from app.db.migrations import upgrade
+from app.db.session import Database, build_engine
+from app.main import create_app
+from tests.conftest import IN_CI
+from tests.factories import make_tenant
+
+pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
+
+
+def _bindir() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    bindir: Path
+    data: Path
+    port: int
+    as_user: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def run(self, tool: str, *args: str) -> None:
+        subprocess.run(
+            [*self.as_user, str(self.bindir / tool), *args],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def start(self) -> None:
+        self.run("pg_ctl", "-D", str(self.data), "-l", f"{self.data}.log", "-w", "start")
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self.run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def sql(self, statement: str) -> Any:
+        engine = create_engine(self.url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                return conn.execute(text(statement)).scalar()
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def clusters() -> Iterator[tuple[Cluster, Cluster]]:
+    bindir = _bindir()
+    if bindir is None:
+        if IN_CI:
+            raise RuntimeError("the PostgreSQL server binaries (initdb) are not installed")
+        pytest.skip("PostgreSQL server binaries (initdb) not found")
+    # initdb refuses root: the clusters belong to the database's system user.
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="crm-replica-"))
+    if as_user:
+        shutil.chown(folder, "postgres")
+    folder.chmod(0o755)
+    primary = Cluster(bindir, folder / "primary", _free_port(), as_user)
+    replica = Cluster(bindir, folder / "replica", _free_port(), as_user)
+    try:
+        primary.run(
+            "initdb",
+            "-D",
+            str(primary.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
+        with (primary.data / "postgresql.conf").open("a") as conf:
+            conf.write(
+                f"port = {primary.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{folder}'\nfsync = off\n"
+            )
+        primary.start()
+        replica.run(
+            "pg_basebackup",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(primary.port),
+            "-U",
+            "postgres",
+            "-D",
+            str(replica.data),
+            "-R",
+            "-X",
+            "stream",
+        )
+        with (replica.data / "postgresql.conf").open("a") as conf:
+            conf.write(f"port = {replica.port}\n")
+        replica.start()
+        assert replica.sql("SELECT pg_is_in_recovery()") is True
+        yield primary, replica
+    finally:
+        for cluster in (replica, primary):
+            with contextlib.suppress(subprocess.SubprocessError):
+                cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the replica never caught up"
+        time.sleep(0.05)  # another process replays: polled
+
+
+def test_reads_that_tolerate_lag_come_from_the_replica_and_fall_back_to_the_primary(
+    clusters: tuple[Cluster, Cluster],
+) -> None:
+    primary, replica = clusters
+    settings = Settings(
+        database_url=primary.url,
+        database_replica_url=replica.url,
+        rate_limit_auth_failures="0",
+        dispatch_inline=False,
+        log_json=True,
+    )
+    engine = build_engine(settings.model_copy(update={"database_replica_url": None}))
+    with engine.begin() as conn:
+        upgrade(conn)
+    with Database(engine).session() as s:
+        tenant = make_tenant(s)
+    engine.dispose()
+    _eventually(lambda: replica.sql("SELECT count(*) FROM api_tokens") == len(tenant.tokens))
+
+    headers = {"Authorization": f"Bearer {tenant.tokens['admin']}"}
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+
+        def get(path: str, **params: Any) -> Any:
+            r = client.get(path, params=params, headers=headers)
+            assert r.status_code == 200, r.text
+            return r
+
+        def overview_numbers() -> list[int]:
+            return [row["number"] for row in get("/api/v1/crm/overview").json()["items"]]
+
+        ready = get("/readyz").json()
+        assert ready["replica"] == "ok"
+        assert ready["status"] == "ready"
+
+        replica.sql("SELECT pg_wal_replay_pause()")
+        created = client.post(
+            "/api/v1/partners",
+            json={"name": "Replica Deli", "country": "DK", "customer_stage": "lead"},
+            headers=headers,
+        )
+        assert created.status_code == 201, created.text
+        number = created.json()["number"]
+        # The primary: the partner's own page and the event feed.
+        assert get(f"/api/v1/partners/{number}").json()["name"] == "Replica Deli"
+        events = get("/api/v1/events").json()["items"]
+        assert "partner.created" in [e["type"] for e in events]
+        # The replica, whose replay is paused: not there yet.
+        assert overview_numbers() == []
+        assert get("/api/v1/partners").json()["items"] == []
+        assert get("/api/v1/crm/summary").json()["total"]["partners"] == 0
+        lines = list(csv.reader(io.StringIO(get("/api/v1/crm/overview.csv").text)))
+        assert len(lines) == 1  # the header alone
+
+        replica.sql("SELECT pg_wal_replay_resume()")
+        _eventually(lambda: overview_numbers() == [number])
+        assert [p["number"] for p in get("/api/v1/partners").json()["items"]] == [number]
+        assert get("/api/v1/crm/summary").json()["total"]["partners"] == 1
+
+        replica.stop()
+        assert overview_numbers() == [number]  # from the primary now
+        assert [p["number"] for p in get("/api/v1/partners").json()["items"]] == [number]
+        r = client.get("/readyz")
+        assert r.status_code == 200
+        assert r.json()["replica"] == "down"
+        assert r.json()["status"] == "degraded"
