@@ -69,7 +69,7 @@ def _needed_scope(route: APIRoute) -> Scope:
     for scope in (Scope.admin, Scope.write, Scope.read):
         if f"require_{scope.value}" in names:
             return scope
-    raise AssertionError(f"{route.path} has no scope dependency")
+    raise AssertionError(f"{route.path_format} has no scope dependency")
 
 
 def _flat(routes: list[Any]) -> list[Any]:
@@ -83,7 +83,7 @@ def _flat(routes: list[Any]) -> list[Any]:
 def _routes(app: Any) -> list[tuple[str, APIRoute]]:
     out = []
     for route in _flat(app.routes):
-        if isinstance(route, APIRoute) and route.path.startswith("/api/"):
+        if isinstance(route, APIRoute) and route.path_format.startswith("/api/"):
             out.extend((method, route) for method in sorted(route.methods))
     # Every operation of the contract is walked: the walk cannot silently miss routes.
     contract = {
@@ -92,7 +92,7 @@ def _routes(app: Any) -> list[tuple[str, APIRoute]]:
         if path.startswith("/api/")
         for method in item
     }
-    assert {(m, r.path) for m, r in out} == contract
+    assert {(m, r.path_format) for m, r in out} == contract
     return out
 
 
@@ -188,20 +188,22 @@ def _fingerprint(session: Session, tenant: Tenant) -> str:
 
 
 def _call(world: dict[str, Any], method: str, route: APIRoute, token: str | None) -> Any:
-    path = route.path.format(**world["params"])
+    path = route.path_format.format(**world["params"])
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    if (method, route.path) in RAW_BODIES:
-        media_type, content = RAW_BODIES[(method, route.path)]
+    if (method, route.path_format) in RAW_BODIES:
+        media_type, content = RAW_BODIES[(method, route.path_format)]
         headers["Content-Type"] = media_type
         return world["client"].request(method, path, headers=headers, content=content)
-    body = BODIES.get((method, route.path))
+    body = BODIES.get((method, route.path_format))
     return world["client"].request(method, path, headers=headers, json=body)
 
 
 def test_every_route_has_a_sample_body_when_it_takes_one(world: dict[str, Any]) -> None:
     for method, route in _routes(world["client"].app):
         if route.body_field is not None:
-            assert (method, route.path) in BODIES, f"add a sample body for {method} {route.path}"
+            assert (method, route.path_format) in BODIES, (
+                f"add a sample body for {method} {route.path_format}"
+            )
 
 
 def test_every_route_answers_401_without_a_token(world: dict[str, Any]) -> None:
@@ -216,15 +218,17 @@ def test_every_route_answers_403_to_too_small_a_scope(world: dict[str, Any]) -> 
     for method, route in _routes(world["client"].app):
         needed = _needed_scope(route)
         if method == "GET":
-            assert needed in (Scope.read, Scope.admin), f"GET {route.path} needs {needed}"
+            assert needed in (Scope.read, Scope.admin), f"GET {route.path_format} needs {needed}"
         else:
-            assert needed in (Scope.write, Scope.admin), f"{method} {route.path} needs {needed}"
+            assert needed in (Scope.write, Scope.admin), (
+                f"{method} {route.path_format} needs {needed}"
+            )
         smaller = [s for s in Scope if not s.allows(needed)]
         for scope in smaller:
             before = _fingerprint(world["session"], world["a"])
             r = _call(world, method, route, world["a"].tokens[scope.value])
             assert_problem(r, 403, "insufficient_scope")
-            assert _fingerprint(world["session"], world["a"]) == before, (method, route.path)
+            assert _fingerprint(world["session"], world["a"]) == before, (method, route.path_format)
             checked += 1
     assert checked > 20
 
@@ -234,18 +238,18 @@ def test_another_companys_token_finds_nothing_and_changes_nothing(world: dict[st
     for method, route in _routes(world["client"].app):
         before = _fingerprint(world["session"], world["a"])
         r = _call(world, method, route, b_token)
-        if "{" in route.path:
+        if "{" in route.path_format:
             assert_problem(r, 404)
         else:
-            assert r.status_code < 500, (method, route.path, r.text)
+            assert r.status_code < 500, (method, route.path_format, r.text)
             if r.status_code == 200 and r.headers.get("content-type", "").startswith(
                 ("application/json", "text/csv")
             ):
                 text_ = r.text
-                assert str(world["a"].company.id) not in text_, (method, route.path)
-                assert "Alpha Only Partner 7f3" not in text_, (method, route.path)
-        if route.path not in OWN_COMPANY or method == "GET":
-            assert _fingerprint(world["session"], world["a"]) == before, (method, route.path)
+                assert str(world["a"].company.id) not in text_, (method, route.path_format)
+                assert "Alpha Only Partner 7f3" not in text_, (method, route.path_format)
+        if route.path_format not in OWN_COMPANY or method == "GET":
+            assert _fingerprint(world["session"], world["a"]) == before, (method, route.path_format)
 
 
 def test_no_token_reaches_any_log_line(world: dict[str, Any], capfd: Any) -> None:

@@ -1,13 +1,24 @@
 import uuid
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from app.core.schemas import RequestModel, ResponseModel, omittable
 from app.core.types import Name, UTCDateTime
 from app.models.enums import CreditCheck, CreditEnforcement
 
-DormancyDays = Annotated[int, Field(ge=1, le=3650, strict=True)]
+
+def _whole_days(value: object) -> object:
+    """A JSON number of days: 180 or 180.0, never true or "180" (an integer the contract's
+    schema accepts, and nothing a lax parse would invent)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number of days")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("must be a whole number of days")
+    return int(value)
+
+
+DormancyDays = Annotated[int, Field(ge=1, le=3650), BeforeValidator(_whole_days)]
 
 
 class CompanyRead(ResponseModel):

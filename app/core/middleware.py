@@ -268,4 +268,5 @@ async def read_body(headers: dict[bytes, bytes], receive: Receive, limit: int) -
 
 def _route_template(scope: Scope) -> str:
     route = scope.get("route")
-    return getattr(route, "path", None) or "unmatched"
+    # The template without convertors ("/api/v1/partners/{number}"), as the contract names it.
+    return getattr(route, "path_format", None) or getattr(route, "path", None) or "unmatched"

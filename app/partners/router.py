@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.convertors import Convertor, register_url_convertor
 
 from app.auth.dependencies import Admin, Reader, ReadSessionDep, SessionDep, Writer, get_database
 from app.core.answer import Answer
@@ -34,6 +35,23 @@ from app.partners.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/partners", tags=["partners"])
+
+
+class PartnerNumberConvertor(Convertor[str]):
+    """A partner number's path segment: any segment but the collection's own names (``import``,
+    ``import-template.csv|xlsx``), so another method on those answers 405 instead of a 422
+    about a number. The number itself is validated by FastAPI (422 naming ``path.number``)."""
+
+    regex = r"(?!import(?:-template\.(?:csv|xlsx))?(?:/|$))[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("partner_number", PartnerNumberConvertor())
 
 PartnerSort = sort_enum("PartnerSort", PARTNER_SORTING)
 PartnerNumber = Annotated[int, Path(ge=1, le=2_147_483_647, description="The partner number")]
@@ -246,7 +264,7 @@ def import_partners(
 
 
 @router.get(
-    "/{number}",
+    "/{number:partner_number}",
     response_model=PartnerRead,
     operation_id="get_partner",
     responses=problem_responses(304, 401, 403, 404, 422),
@@ -259,7 +277,7 @@ def get_partner(
 
 
 @router.patch(
-    "/{number}",
+    "/{number:partner_number}",
     response_model=PartnerRead,
     operation_id="update_partner",
     responses=problem_responses(401, 403, 404, 409, 412, 413, 422),
@@ -278,7 +296,7 @@ def update_partner(
 
 
 @router.delete(
-    "/{number}",
+    "/{number:partner_number}",
     status_code=204,
     response_class=Response,
     operation_id="delete_partner",
@@ -292,7 +310,7 @@ def delete_partner(
 
 
 @router.get(
-    "/{number}/stage-history",
+    "/{number:partner_number}/stage-history",
     response_model=Page[StageChangeRead],
     operation_id="list_partner_stage_history",
     responses=problem_responses(401, 403, 404, 422),

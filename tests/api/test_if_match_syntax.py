@@ -93,11 +93,16 @@ def _routes(api: Api) -> list[tuple[str, str, dict[str, Any] | None]]:
     }
     r = api.post("/api/v1/sales-orders", json=order)
     assert r.status_code == 201, r.text
+    view = api.post("/api/v1/crm/views", json={"name": "Mine"})
+    assert view.status_code == 201, view.text
+    view_path = f"/api/v1/crm/views/{view.json()['id']}"
     return [
         ("PATCH", f"{PARTNERS}/{partner['number']}", {"name": "Renamed"}),
         ("DELETE", f"{PARTNERS}/{partner['number']}", None),
         ("PATCH", f"/api/v1/sales-orders/{r.json()['number']}", {"reference": "changed"}),
         ("PATCH", COMPANY, {"name": "Renamed ApS"}),
+        ("PATCH", view_path, {"name": "Renamed"}),
+        ("DELETE", view_path, None),
     ]
 
 
@@ -156,8 +161,10 @@ def test_the_contract_declares_400_and_the_grammar_where_if_match_is_taken(api: 
             assert (schema["type"], schema["pattern"]) == ("string", IF_MATCH_PATTERN)
             assert "anyOf" not in schema  # a header is absent, never null
     assert sorted(taking) == [
+        ("delete", "/api/v1/crm/views/{view_id}"),
         ("delete", "/api/v1/partners/{number}"),
         ("patch", "/api/v1/company"),
+        ("patch", "/api/v1/crm/views/{view_id}"),
         ("patch", "/api/v1/partners/{number}"),
         ("patch", "/api/v1/sales-orders/{number}"),
     ]

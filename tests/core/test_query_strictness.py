@@ -49,18 +49,18 @@ def _operations(app: Any) -> list[tuple[str, APIRoute, dict[str, dict[str, Any]]
     paths = app.openapi()["paths"]
     out = []
     for route in _flat(app.routes):
-        if isinstance(route, APIRoute) and route.path.startswith("/api/"):
+        if isinstance(route, APIRoute) and route.path_format.startswith("/api/"):
             for method in sorted(route.methods):
-                operation = paths[route.path][method.lower()]
+                operation = paths[route.path_format][method.lower()]
                 out.append((method, route, _contract_query(operation)))
     contract = {(m.upper(), p) for p, item in paths.items() if p.startswith("/api/") for m in item}
-    assert {(m, r.path) for m, r, _ in out} == contract
+    assert {(m, r.path_format) for m, r, _ in out} == contract
     return out
 
 
 def _path(route: APIRoute) -> str:
     # The check runs before the path parameters are read: any value reaches it.
-    return re.sub(r"\{[^}]+\}", "1", route.path)
+    return re.sub(r"\{[^}]+\}", "1", route.path_format)
 
 
 def _request(api: Api, method: str, route: APIRoute, query: list[tuple[str, str]]) -> Any:
@@ -70,7 +70,7 @@ def _request(api: Api, method: str, route: APIRoute, query: list[tuple[str, str]
 def test_the_check_reads_exactly_the_parameters_the_contract_declares(api: Api) -> None:
     for method, route, params in _operations(api.client.app):
         expected = {name: _is_list(schema) for name, schema in params.items()}
-        assert declared_query_parameters(route.dependant) == expected, (method, route.path)
+        assert declared_query_parameters(route.dependant) == expected, (method, route.path_format)
 
 
 def test_every_route_rejects_an_unknown_query_parameter(api: Api) -> None:
@@ -79,7 +79,7 @@ def test_every_route_rejects_an_unknown_query_parameter(api: Api) -> None:
         body = assert_problem(r, 422, UNKNOWN)
         assert [(e["loc"], e["code"]) for e in body["errors"]] == [
             (["query", "serach"], UNKNOWN)
-        ], (method, route.path)
+        ], (method, route.path_format)
         assert "serach" in body["detail"]
 
 
@@ -93,7 +93,7 @@ def test_every_single_value_query_parameter_given_twice_is_rejected(api: Api) ->
             body = assert_problem(r, 422, REPEATED)
             assert [(e["loc"], e["code"]) for e in body["errors"]] == [
                 (["query", name], REPEATED)
-            ], (method, route.path, name)
+            ], (method, route.path_format, name)
             checked += 1
     assert checked > 30
 
@@ -113,7 +113,7 @@ def test_every_list_parameter_still_repeats(api: Api) -> None:
             values = items.get("enum", REPEATABLE_VALUES.get(name))
             assert values, f"add sample values for {name}"
             r = _request(api, method, route, [(name, v) for v in values[:2]])
-            assert r.status_code == 200, (method, route.path, name, r.text)
+            assert r.status_code == 200, (method, route.path_format, name, r.text)
             checked += 1
     assert checked >= 7  # customer_stage and tag on four routes, status on one
 

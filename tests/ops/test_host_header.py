@@ -56,7 +56,7 @@ def _slash_variants(app: Any) -> list[tuple[str, str, str]]:
     for route in flat(app.routes):
         if not isinstance(route, APIRoute):
             continue
-        path = _concrete(route.path)
+        path = _concrete(route.path_format)
         for method in sorted(route.methods or ()):
             out.append((method, path + "/", path))
     return out

@@ -39,7 +39,7 @@ def _get_paths(app: Any) -> list[str]:
     for route in _flat(app.routes):
         if isinstance(route, Mount) or "GET" not in (getattr(route, "methods", None) or ()):
             continue
-        paths.append(re.sub(r"\{[^}]+\}", "1", route.path))
+        paths.append(re.sub(r"\{[^}]+\}", "1", route.path_format))
     return sorted(set(paths))
 
 

@@ -63,11 +63,15 @@ def test_dormancy_is_off_until_set_and_can_be_turned_off_again(api: Api) -> None
     assert set_dormancy(api, None)["dormancy_days"] is None
 
 
-@pytest.mark.parametrize("bad", [0, 3651, -1, "many", 1.5, True])
+@pytest.mark.parametrize("bad", [0, 3651, -1, "many", "180", 1.5, True, [30], {"days": 30}])
 def test_dormancy_days_out_of_range_is_a_422_naming_the_field(api: Api, bad: Any) -> None:
     problem = assert_problem(api.patch(COMPANY, json={"dormancy_days": bad}), 422)
     assert ["body", "dormancy_days"] in [e["loc"][:2] for e in problem["errors"]]
     assert ok(api.get(COMPANY))["dormancy_days"] is None
+
+
+def test_dormancy_days_takes_a_whole_number_written_with_a_decimal_point(api: Api) -> None:
+    assert set_dormancy(api, 90.0)["dormancy_days"] == 90  # type: ignore[arg-type]
 
 
 def test_only_an_admin_sets_dormancy_days(api: Api) -> None:
