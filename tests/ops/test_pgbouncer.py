@@ -6,15 +6,8 @@ concurrent-writers scenario through it."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,72 +19,25 @@ from app.db.session import Database, build_engine
 from app.models import Partner
 from tests.conftest import IN_CI
 from tests.factories import make_partner
+from tests.ops import engines
 from tests.test_processes_and_crashes import concurrent_writers, start, stop, tenant_in  # noqa: F401
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
-
-PGBOUNCER = shutil.which("pgbouncer") or (
-    "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
-)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def pgbouncer(settings: Settings) -> Iterator[int]:
     """A PgBouncer in transaction pooling on a free port, in front of the test PostgreSQL."""
-    if PGBOUNCER is None:
-        if IN_CI:
-            raise RuntimeError("pgbouncer is not installed (.ci/run installs it)")
-        pytest.skip("pgbouncer is not installed (Debian package pgbouncer)")
     target = make_url(settings.database_url)
-    port = _free_port()
-    folder = Path(tempfile.mkdtemp(prefix="crm-pgbouncer-"))
-    (folder / "userlist.txt").write_text(f'"{target.username}" ""\n')
-    (folder / "pgbouncer.ini").write_text(
-        "[databases]\n"
-        f"* = host={target.host} port={target.port or 5432}\n"
-        "[pgbouncer]\n"
-        "listen_addr = 127.0.0.1\n"
-        f"listen_port = {port}\n"
-        "auth_type = trust\n"
-        f"auth_file = {folder / 'userlist.txt'}\n"
-        "pool_mode = transaction\n"
-        "max_client_conn = 500\n"
-        "default_pool_size = 8\n"
-        "unix_socket_dir =\n"
-    )
-    folder.chmod(0o755)
-    for file in folder.iterdir():
-        file.chmod(0o644)
-    # PgBouncer refuses to run as root: it then runs as the database's system user.
-    as_user = ["-u", "postgres"] if os.geteuid() == 0 else []
-    proc = subprocess.Popen(
-        [PGBOUNCER, *as_user, str(folder / "pgbouncer.ini")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                output = proc.stdout.read().decode() if proc.stdout else ""
-                raise RuntimeError(f"pgbouncer did not start: {output[-2000:]}") from None
-            time.sleep(0.05)
     try:
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(folder, ignore_errors=True)
+        with engines.pgbouncer(
+            target.host or "127.0.0.1", target.port or 5432, target.username or "postgres"
+        ) as port:
+            yield port
+    except engines.Unavailable as exc:
+        if IN_CI:
+            raise RuntimeError(f"{exc} (.ci/run installs it)") from exc
+        pytest.skip(str(exc))
 
 
 def _through(settings: Settings, port: int, **more: Any) -> Settings:

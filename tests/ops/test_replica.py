@@ -7,24 +7,14 @@ says so."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import glob
 import io
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 
 from app.core.config import Settings
 from app.db.migrations import upgrade
@@ -32,114 +22,21 @@ from app.db.session import Database, build_engine
 from app.main import create_app
 from tests.conftest import IN_CI
 from tests.factories import make_tenant
+from tests.ops import engines
+from tests.ops.engines import Cluster
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
 
 
-def _bindir() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Cluster:
-    bindir: Path
-    data: Path
-    port: int
-    as_user: list[str]
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-
-    def run(self, tool: str, *args: str) -> None:
-        subprocess.run(
-            [*self.as_user, str(self.bindir / tool), *args],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-
-    def start(self) -> None:
-        self.run("pg_ctl", "-D", str(self.data), "-l", f"{self.data}.log", "-w", "start")
-
-    def stop(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            self.run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-
-    def sql(self, statement: str) -> Any:
-        engine = create_engine(self.url, isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as conn:
-                return conn.execute(text(statement)).scalar()
-        finally:
-            engine.dispose()
-
-
 @pytest.fixture(scope="module")
 def clusters() -> Iterator[tuple[Cluster, Cluster]]:
-    bindir = _bindir()
-    if bindir is None:
-        if IN_CI:
-            raise RuntimeError("the PostgreSQL server binaries (initdb) are not installed")
-        pytest.skip("PostgreSQL server binaries (initdb) not found")
-    # initdb refuses root: the clusters belong to the database's system user.
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    folder = Path(tempfile.mkdtemp(prefix="crm-replica-"))
-    if as_user:
-        shutil.chown(folder, "postgres")
-    folder.chmod(0o755)
-    primary = Cluster(bindir, folder / "primary", _free_port(), as_user)
-    replica = Cluster(bindir, folder / "replica", _free_port(), as_user)
     try:
-        primary.run(
-            "initdb",
-            "-D",
-            str(primary.data),
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-            "--no-sync",
-            "-E",
-            "UTF8",
-        )
-        with (primary.data / "postgresql.conf").open("a") as conf:
-            conf.write(
-                f"port = {primary.port}\nlisten_addresses = '127.0.0.1'\n"
-                f"unix_socket_directories = '{folder}'\nfsync = off\n"
-            )
-        primary.start()
-        replica.run(
-            "pg_basebackup",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(primary.port),
-            "-U",
-            "postgres",
-            "-D",
-            str(replica.data),
-            "-R",
-            "-X",
-            "stream",
-        )
-        with (replica.data / "postgresql.conf").open("a") as conf:
-            conf.write(f"port = {replica.port}\n")
-        replica.start()
-        assert replica.sql("SELECT pg_is_in_recovery()") is True
-        yield primary, replica
-    finally:
-        for cluster in (replica, primary):
-            with contextlib.suppress(subprocess.SubprocessError):
-                cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+        with engines.streaming_pair() as pair:
+            yield pair
+    except engines.Unavailable as exc:
+        if IN_CI:
+            raise
+        pytest.skip(str(exc))
 
 
 def _eventually(check: Callable[[], bool], timeout: float = 15) -> None:
@@ -154,8 +51,8 @@ def test_reads_that_tolerate_lag_come_from_the_replica_and_fall_back_to_the_prim
 ) -> None:
     primary, replica = clusters
     settings = Settings(
-        database_url=primary.url,
-        database_replica_url=replica.url,
+        database_url=primary.url(),
+        database_replica_url=replica.url(),
         rate_limit_auth_failures="0",
         dispatch_inline=False,
         log_json=True,
