@@ -68,22 +68,35 @@ class OverviewList:
     columns: tuple[str, ...] | None  # None: every column
 
 
-def overview_list(
+def applied_view(
     principal: Reader,
     session: SessionDep,
     filters: Filters,
-    page: Annotated[PageParams, Depends(page_params)],
     sort: SortParam = None,
     view: ViewParam = None,
-) -> OverviewList:
-    """Sort, filters, columns and paging of one page of the overview."""
-    applied = service.apply_view(
+) -> service.Applied:
+    """The filters, sort and columns a request of the overview or its exports asks for, its
+    saved view (``view``) applied under the explicit parameters."""
+    return service.apply_view(
         session=session,
         principal=principal,
         view_id=view,
         filters=filters,
         sort=sort.value if sort else None,  # type: ignore[attr-defined]
     )
+
+
+Applied = Annotated[service.Applied, Depends(applied_view)]
+
+
+def overview_list(
+    principal: Reader,
+    session: SessionDep,
+    applied: Applied,
+    page: Annotated[PageParams, Depends(page_params)],
+    view: ViewParam = None,
+) -> OverviewList:
+    """Sort, filters, columns and paging of one page of the overview."""
     carried = OverviewFilter.model_construct(**dict(applied.filters), view=view)
     request = _resolve_page(
         sort=OverviewSort(applied.sort) if applied.sort else None,
@@ -133,22 +146,12 @@ def _export_name(principal: Principal, extension: str) -> str:
 )
 def export_crm_overview_csv(
     principal: Reader,
-    session: SessionDep,
-    filters: Filters,
+    applied: Applied,
     db: Annotated[Database, Depends(get_database)],
-    sort: SortParam = None,
-    view: ViewParam = None,
     bom: Annotated[
         StrictBool, Query(description="Start with a UTF-8 byte-order mark, for spreadsheets")
     ] = True,
 ) -> StreamingResponse:
-    applied = service.apply_view(
-        session=session,
-        principal=principal,
-        view_id=view,
-        filters=filters,
-        sort=sort.value if sort else None,  # type: ignore[attr-defined]
-    )
     # Fail on a bad sort now, as a 422, rather than in the middle of the stream.
     OVERVIEW_SORTING.parse(applied.sort)
     columns = columns_named(applied.columns)
@@ -188,21 +191,9 @@ def export_crm_overview_csv(
     },
 )
 def export_crm_overview_xlsx(
-    principal: Reader,
-    session: SessionDep,
-    read_session: ReadSessionDep,
-    filters: Filters,
-    sort: SortParam = None,
-    view: ViewParam = None,
+    principal: Reader, applied: Applied, read_session: ReadSessionDep
 ) -> StreamingResponse:
     """The same rows, filters, sort and saved views as the CSV."""
-    applied = service.apply_view(
-        session=session,
-        principal=principal,
-        view_id=view,
-        filters=filters,
-        sort=sort.value if sort else None,  # type: ignore[attr-defined]
-    )
     file = service.xlsx_file(
         session=read_session,
         principal=principal,
