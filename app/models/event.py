@@ -82,9 +82,10 @@ class WebhookDelivery(Base):
             "webhook_id",
             "created_at",
         ),
-        # The dispatchers' queue: only what is still to be delivered.
+        # The dispatchers' queue, per company: only what is still to be delivered.
         Index(
-            "ix_webhook_deliveries_due",
+            "ix_webhook_deliveries_company_id_due",
+            "company_id",
             "next_attempt_at",
             sqlite_where=text("status = 'pending'"),
             postgresql_where=text("status = 'pending'"),

@@ -5,15 +5,18 @@ and one inside ``crm serve`` unless ``CRM_DISPATCH_INLINE=false``); nothing is s
 the same time and nothing is lost when a process dies:
 
 * **Fan-out.** Each endpoint keeps the last event number it has turned into deliveries
-  (``position``). A round locks the enabled endpoints that are behind their company's event
-  counter (``FOR UPDATE SKIP LOCKED`` on PostgreSQL: another dispatcher takes the others; on
-  SQLite the write transaction is the one lock), inserts a delivery per matching event up to
+  (``position``). A round reads which companies have enabled endpoints behind their event
+  counter, then takes them one company at a time: lock that company's endpoints that are
+  behind (``FOR UPDATE SKIP LOCKED`` on PostgreSQL: another dispatcher takes the others; on
+  SQLite the write transaction is the one lock), insert a delivery per matching event up to
   the counter read first (every event up to it is committed: see ``app.events.outbox``), and
-  moves the position, all in one transaction.
-* **Claim.** A round takes the due pending deliveries (``SKIP LOCKED``), and moves their
-  ``next_attempt_at`` past the attempt's longest time (a lease) with a fresh ``claim`` token,
-  in one short transaction. Another dispatcher skips them until the lease ends; if this one
-  dies, the lease ends and another attempts them again (at least once).
+  move the position, all in one transaction.
+* **Claim.** A round reads which companies have due pending deliveries (oldest first) and
+  shares its capacity between them; each company's share is taken (``SKIP LOCKED``) and
+  leased in one short transaction: ``next_attempt_at`` moves past the attempt's longest time
+  with a fresh ``claim`` token. Another dispatcher skips them until the lease ends; if this
+  one dies, the lease ends and another attempts them again (at least once). Every locking
+  statement names one company, as a database distributed by company needs (docs/scale.md).
 * **Send and record.** Outside any transaction: POST the envelope, signed (Standard
   Webhooks), through the one outbound policy. The outcome is stored only while the claim is
   still this attempt's.
@@ -56,6 +59,8 @@ log = structlog.get_logger("crm.webhooks")
 
 MAX_ANSWER_BYTES = 64 * 1024
 FAN_OUT_BATCH = 5000
+# Companies fanned out per round (each in a transaction of its own).
+FAN_OUT_COMPANIES = 100
 # A claimed attempt is another dispatcher's to retry after the receiver's timeout plus this
 # margin (for the claim, the sending and the recording around it), at most 30 s.
 MAX_LEASE_MARGIN = 30.0
@@ -124,35 +129,34 @@ class Dispatcher:
                 break
         return total
 
-    def _any(self, stmt: Any) -> bool:
-        """A look in a read transaction first: most rounds find nothing to do, and a write
-        transaction would take SQLite's one write lock every round for nothing."""
-        with self.db.session(write=False) as session:
-            return session.execute(stmt.limit(1)).first() is not None
-
     def fan_out(self) -> int:
+        """Turn committed events into deliveries, one company at a time: the companies with an
+        endpoint behind are read first (no lock), then each is fanned out in a transaction of
+        its own that locks only its endpoints."""
+        counter = _event_counter()
+        with self.db.session(write=False) as session:
+            companies = session.scalars(
+                select(Webhook.company_id)
+                .join(counter, _counter_of(counter))
+                .where(Webhook.enabled.is_(True), Webhook.position < counter.c.last_value)
+                .distinct()
+                .limit(FAN_OUT_COMPANIES)
+            ).all()
+        return sum(self._fan_out_company(company_id) for company_id in companies)
+
+    def _fan_out_company(self, company_id: uuid.UUID) -> int:
         made = 0
-        counter = NumberSequence.__table__.alias("counter")
-        behind = and_(counter.c.company_id == Webhook.company_id, counter.c.kind == EVENT_SEQUENCE)
-        if not self._any(
-            select(Webhook.id)
-            .join(counter, behind)
-            .where(Webhook.enabled.is_(True), Webhook.position < counter.c.last_value)
-        ):
-            return 0
+        counter = _event_counter()
         with self.db.session() as session:
             stmt = (
                 select(Webhook, counter.c.last_value)
-                .join(
-                    counter,
-                    and_(
-                        counter.c.company_id == Webhook.company_id,
-                        counter.c.kind == EVENT_SEQUENCE,
-                    ),
+                .join(counter, _counter_of(counter))
+                .where(
+                    Webhook.company_id == company_id,
+                    Webhook.enabled.is_(True),
+                    Webhook.position < counter.c.last_value,
                 )
-                .where(Webhook.enabled.is_(True), Webhook.position < counter.c.last_value)
-                .order_by(Webhook.company_id, Webhook.id)
-                .limit(100)
+                .order_by(Webhook.id)
             )
             if self.postgres:
                 stmt = stmt.with_for_update(of=Webhook, skip_locked=True)
@@ -162,7 +166,7 @@ class Dispatcher:
                 query = (
                     select(Event.seq, Event.id, Event.type)
                     .where(
-                        Event.company_id == webhook.company_id,
+                        Event.company_id == company_id,
                         Event.seq > webhook.position,
                         Event.seq <= last,
                     )
@@ -172,7 +176,7 @@ class Dispatcher:
                 events = session.execute(query).all()
                 rows = [
                     {
-                        "company_id": webhook.company_id,
+                        "company_id": company_id,
                         "id": uuid.uuid4(),
                         "webhook_id": webhook.id,
                         "event_seq": seq,
@@ -194,16 +198,48 @@ class Dispatcher:
         return made
 
     def claim(self, limit: int) -> list[Claimed]:
+        """Up to ``limit`` due deliveries, shared fairly between the companies that have
+        some due: the companies are read first (no lock, oldest due first), then each claims
+        its share in a transaction of its own. A company with a large backlog therefore does
+        not hold back another's next event, and every locking statement names one company
+        (one shard when the tables are distributed by company: docs/scale.md)."""
         now = utcnow()
         timeout = self.settings.webhook_timeout
         lease = timedelta(seconds=timeout + min(MAX_LEASE_MARGIN, timeout))
-        if not self._any(
-            select(WebhookDelivery.id).where(
-                WebhookDelivery.status == DeliveryStatus.pending.value,
-                WebhookDelivery.next_attempt_at <= now,
+        with self.db.session(write=False) as session:
+            oldest = func.min(WebhookDelivery.next_attempt_at)
+            waiting = list(
+                session.scalars(
+                    select(WebhookDelivery.company_id)
+                    .where(
+                        WebhookDelivery.status == DeliveryStatus.pending.value,
+                        WebhookDelivery.next_attempt_at <= now,
+                    )
+                    .group_by(WebhookDelivery.company_id)
+                    .order_by(oldest, WebhookDelivery.company_id)
+                    .limit(limit)
+                ).all()
             )
-        ):
-            return []
+        claimed: list[Claimed] = []
+        # Rounds of equal shares: a company that took its whole share may take more of what
+        # the others left; one that took less has nothing more due (or it is locked).
+        while waiting and len(claimed) < limit:
+            share = max(1, (limit - len(claimed)) // len(waiting))
+            more = []
+            for company_id in waiting:
+                take = min(share, limit - len(claimed))
+                if take <= 0:
+                    break
+                got = self._claim_company(company_id, take, now, lease)
+                claimed.extend(got)
+                if len(got) == take:
+                    more.append(company_id)
+            waiting = more
+        return claimed
+
+    def _claim_company(
+        self, company_id: uuid.UUID, limit: int, now: datetime, lease: timedelta
+    ) -> list[Claimed]:
         with self.db.session() as session:
             stmt = (
                 select(WebhookDelivery, Webhook)
@@ -215,6 +251,7 @@ class Dispatcher:
                     ),
                 )
                 .where(
+                    WebhookDelivery.company_id == company_id,
                     WebhookDelivery.status == DeliveryStatus.pending.value,
                     WebhookDelivery.next_attempt_at <= now,
                     Webhook.enabled.is_(True),
@@ -387,6 +424,15 @@ class Dispatcher:
         if oldest is not None and oldest.tzinfo is None:
             oldest = oldest.replace(tzinfo=UTC)
         OLDEST_PENDING.set((utcnow() - oldest).total_seconds() if oldest else 0)
+
+
+def _event_counter() -> Any:
+    """Each company's event counter (the last event number handed out)."""
+    return NumberSequence.__table__.alias("counter")
+
+
+def _counter_of(counter: Any) -> Any:
+    return and_(counter.c.company_id == Webhook.company_id, counter.c.kind == EVENT_SEQUENCE)
 
 
 def _disable(webhook: Webhook, reason: str, now: datetime) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -25,7 +26,7 @@ from app.webhooks.dispatcher import Dispatcher
 from app.worker import Job, Jobs
 from tests.api.helpers import create_partner
 from tests.conftest import Api, RollbackDatabase, assert_problem
-from tests.factories import Tenant
+from tests.factories import Tenant, make_tenant
 from tests.webhooks.receiver import Receiver, receiver
 
 HOOKS = "/api/v1/webhooks"
@@ -135,6 +136,28 @@ def test_500_500_200_is_delivered_on_the_third_attempt(
     (entry,) = deliveries(hapi, hook["id"])
     assert (entry["status"], entry["attempts"], entry["last_status_code"]) == ("succeeded", 3, 200)
     assert entry["last_error"] is None
+
+
+def test_a_companys_backlog_does_not_hold_back_anothers_events(
+    hapi: Api, session: Session, dispatcher: Dispatcher, rx: Receiver
+) -> None:
+    """A round shares its capacity between the companies with due deliveries, each claimed
+    in a statement of its own: ten due in one company do not push back another's one."""
+    busy = hapi
+    quiet = Api(hapi.client, make_tenant(session))
+    register(busy, rx.url)
+    register(quiet, rx.url)
+    for n in range(10):
+        create_partner(busy, name=f"Busy {n}")
+    assert dispatcher.fan_out() == 10
+    create_partner(quiet, name="Quiet")
+    assert dispatcher.fan_out() == 1  # due after all ten of the other company
+    first = dispatcher.claim(4)
+    by_company = Counter(item.company_id for item in first)
+    assert by_company == {busy.tenant.company.id: 3, quiet.tenant.company.id: 1}
+    rest = dispatcher.claim(20)  # the first four are leased: not claimable again
+    assert Counter(item.company_id for item in rest) == {busy.tenant.company.id: 7}
+    assert not {i.id for i in first} & {i.id for i in rest}
 
 
 def test_the_retry_schedule_spaces_the_attempts(
