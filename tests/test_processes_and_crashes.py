@@ -171,9 +171,25 @@ def concurrent_writers(
                 ).raise_for_status()
 
         def worker(index: int) -> None:
+            try:
+                writes(index)
+            except Exception as exc:  # a writer that dies is a failure, never a silent one
+                with lock:
+                    errors.append(f"writer {index} died: {exc!r}")
+
+        def writes(index: int) -> None:
             rng = random.Random(index)
             base = servers[index % 2][1]
-            with httpx.Client(base_url=base, headers=headers, timeout=60) as c:
+            # The client drops an idle connection (2 s) before the server does (uvicorn's
+            # keep-alive, 5 s): a request never goes out on a connection the server is closing
+            # at that moment (httpx's default is also 5 s, a race that ends in "Server
+            # disconnected without sending a response").
+            with httpx.Client(
+                base_url=base,
+                headers=headers,
+                timeout=60,
+                limits=httpx.Limits(keepalive_expiry=2.0),
+            ) as c:
                 for _ in range(25):
                     roll = rng.random()
                     if roll < 0.2:

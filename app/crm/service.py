@@ -4,7 +4,7 @@ applies to them."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import IO, Any
@@ -17,7 +17,7 @@ from app.core.pagination import PageRequest, RawPage
 from app.crm import xlsx
 from app.crm.repository import OverviewRepository, money
 from app.crm.schemas import StageSummary, Summary
-from app.models.enums import STAGE_ORDER
+from app.models.enums import STAGE_ORDER, CustomerStage
 from app.partners.overview import columns_named, row_of
 from app.partners.schemas import PartnerFilter
 from app.views import service as views
@@ -107,28 +107,19 @@ def xlsx_file(
 
 
 def summary(*, session: Session, principal: Principal, filters: PartnerFilter) -> Summary:
+    # The measures, in StageSummary's order (after customer_stage) and in the query's.
+    measures = [name for name in StageSummary.model_fields if name != "customer_stage"]
+    zero = Decimal("0.00")
+
+    def row(stage: CustomerStage | None, values: Sequence[Any]) -> StageSummary:
+        return StageSummary(customer_stage=stage, **dict(zip(measures, values, strict=True)))
+
     found = {
         stage: (count, money(uninvoiced), money(balance), int(exceeded))
         for stage, count, uninvoiced, balance, exceeded in OverviewRepository(
             session, principal.company_id
         ).summary(filters)
     }
-    zero = Decimal("0.00")
-    stages = [
-        StageSummary(
-            customer_stage=stage,
-            partners=found.get(stage.value, (0, zero, zero, 0))[0],
-            uninvoiced_total=found.get(stage.value, (0, zero, zero, 0))[1],
-            debtor_balance=found.get(stage.value, (0, zero, zero, 0))[2],
-            credit_limit_exceeded=found.get(stage.value, (0, zero, zero, 0))[3],
-        )
-        for stage in STAGE_ORDER
-    ]
-    total = StageSummary(
-        customer_stage=None,
-        partners=sum(s.partners for s in stages),
-        uninvoiced_total=sum((s.uninvoiced_total for s in stages), zero),
-        debtor_balance=sum((s.debtor_balance for s in stages), zero),
-        credit_limit_exceeded=sum(s.credit_limit_exceeded for s in stages),
-    )
+    stages = [row(stage, found.get(stage.value, (0, zero, zero, 0))) for stage in STAGE_ORDER]
+    total = row(None, [sum((getattr(s, m) for s in stages), start=0) for m in measures])
     return Summary(stages=stages, total=total)

@@ -319,7 +319,7 @@ def list_partner_stage_history(
     principal: Reader, session: SessionDep, number: PartnerNumber, page: StageHistoryList
 ) -> Response:
     result = service.stage_history(session=session, principal=principal, number=number, page=page)
-    return page_response(result, [StageChangeRead.of(c) for c in result.rows])
+    return page_response(result, [StageChangeRead.model_validate(c) for c in result.rows])
 
 
 @router.post(

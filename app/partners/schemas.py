@@ -29,7 +29,7 @@ from app.core.types import (
     UTCDateTime,
     WebUrl,
 )
-from app.models import Partner, PartnerLocation, StageChange
+from app.models import Partner, PartnerLocation
 from app.models.enums import CustomerStage, StageChangeReason
 from app.users.schemas import UserRef
 
@@ -148,16 +148,6 @@ class StageChangeRead(ResponseModel):
     reason: StageChangeReason
     changed_at: UTCDateTime
     changed_by: UserRef | None
-
-    @classmethod
-    def of(cls, change: StageChange) -> StageChangeRead:
-        return cls(
-            previous_stage=change.previous_stage,
-            stage=change.stage,
-            reason=change.reason,
-            changed_at=change.changed_at,
-            changed_by=UserRef.model_validate(change.changed_by) if change.changed_by else None,
-        )
 
 
 class PartnerFilter(RequestModel):
