@@ -59,6 +59,18 @@ def drop(url: str) -> None:
     admin.dispose()
 
 
+def soak_company(env: dict[str, str]) -> str:
+    """Migrate, make the company `soak` with one user, and return an admin token of it."""
+    run([CRM, "migrate"], env)
+    run([CRM, "company", "create", "--slug", "soak", "--name", "Soak Foods"], env)
+    run(
+        [CRM, "user", "create", "--company", "soak", "--email", "s@soak.example", "--name", "S"],
+        env,
+    )
+    token = [CRM, "token", "create", "--company", "soak", "--email", "s@soak.example"]
+    return run([*token, "--scope", "admin"], env).stdout.strip()
+
+
 def create_partners(base: str, headers: dict[str, str], partners: int) -> None:
     """The tag and the partners the traffic works on."""
     with httpx.Client(base_url=base, headers=headers, timeout=60) as c:
@@ -228,36 +240,7 @@ def main() -> None:
     env = {**os.environ, "CRM_DATABASE_URL": url, "CRM_LOG_LEVEL": "WARNING", "CRM_RATE_LIMIT": "0"}
     proc = None
     try:
-        run([CRM, "migrate"], env)
-        run([CRM, "company", "create", "--slug", "soak", "--name", "Soak Foods"], env)
-        run(
-            [
-                CRM,
-                "user",
-                "create",
-                "--company",
-                "soak",
-                "--email",
-                "s@soak.example",
-                "--name",
-                "Soak",
-            ],
-            env,
-        )
-        token = run(
-            [
-                CRM,
-                "token",
-                "create",
-                "--company",
-                "soak",
-                "--email",
-                "s@soak.example",
-                "--scope",
-                "admin",
-            ],
-            env,
-        ).stdout.strip()
+        token = soak_company(env)
         proc, base = start_server(env, args.workers)
         headers = {"Authorization": f"Bearer {token}"}
         create_partners(base, headers, args.partners)

@@ -30,33 +30,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from run import CRM, pct, run, start_server
-from soak import Traffic, create_partners, report, traffic
+from run import CRM, pct, start_server
+from soak import Traffic, create_partners, report, soak_company, traffic
 
 from tests.ops import engines
-
-
-def _company(env: dict[str, str]) -> str:
-    run([CRM, "migrate"], env)
-    run([CRM, "company", "create", "--slug", "soak", "--name", "Soak Foods"], env)
-    run(
-        [CRM, "user", "create", "--company", "soak", "--email", "s@soak.example", "--name", "S"],
-        env,
-    )
-    return run(
-        [
-            CRM,
-            "token",
-            "create",
-            "--company",
-            "soak",
-            "--email",
-            "s@soak.example",
-            "--scope",
-            "admin",
-        ],
-        env,
-    ).stdout.strip()
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -80,7 +57,7 @@ def one_round(
     direct = primary.url(name)
     base_env = {**os.environ, "CRM_LOG_LEVEL": "WARNING", "CRM_RATE_LIMIT": "0"}
     env = {**base_env, "CRM_DATABASE_URL": direct}
-    token = _company(env)
+    token = soak_company(env)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         if two:
