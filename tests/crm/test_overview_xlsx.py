@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from app.crm import xlsx
 from tests.conftest import Api, assert_problem
-from tests.orders_crm import dataset
-from tests.orders_crm.helpers import OVERVIEW, OVERVIEW_FIELDS, create_partner, numbers, ok, walk
+from tests.crm import dataset
+from tests.helpers import OVERVIEW, OVERVIEW_FIELDS, create_partner, numbers, ok, walk
 
 XLSX = f"{OVERVIEW}.xlsx"
 MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -8,10 +8,20 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from tests.api.helpers import assert_loc, create_token, create_user, with_token
 from tests.conftest import Api, assert_problem
-from tests.orders_crm import dataset
-from tests.orders_crm.helpers import OVERVIEW, OVERVIEW_FIELDS, numbers, ok, overview_csv, walk
+from tests.crm import dataset
+from tests.helpers import (
+    OVERVIEW,
+    OVERVIEW_FIELDS,
+    assert_loc,
+    create_token,
+    create_user,
+    numbers,
+    ok,
+    overview_csv,
+    walk,
+    with_token,
+)
 
 VIEWS = "/api/v1/crm/views"
 

@@ -17,9 +17,17 @@ from app.models import Event, Partner
 from app.partners import events as partner_events
 from app.partners import repository as partner_repository
 from app.sales_orders.service import check_partner_totals
-from tests.api.helpers import create_partner, create_tag, create_user, get_partner
 from tests.conftest import Api, assert_problem
-from tests.orders_crm.helpers import create_order, get_order, line, transition
+from tests.helpers import (
+    create_order,
+    create_partner,
+    create_tag,
+    create_user,
+    get_order,
+    get_partner,
+    line,
+    transition,
+)
 
 EVENTS = "/api/v1/events"
 

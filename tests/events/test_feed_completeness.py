@@ -31,7 +31,7 @@ from app.main import create_app
 from app.models import Company, Event, SalesOrder, SalesOrderLine
 from tests.conftest import Api
 from tests.factories import Tenant, make_tenant
-from tests.orders_crm.helpers import walk
+from tests.helpers import walk
 
 EVENTS = "/api/v1/events"
 PARTNERS = "/api/v1/partners"

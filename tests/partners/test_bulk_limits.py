@@ -21,7 +21,7 @@ from app.models import Company, Partner, StageChange
 from app.partners.schemas import BULK_CHANGES_LISTED
 from tests.conftest import BACKEND, Api, RollbackDatabase, assert_problem
 from tests.factories import Tenant, make_partner, make_tenant
-from tests.orders_crm.helpers import BULK, PARTNERS, create_partner, ok, stage_history, walk
+from tests.helpers import BULK, PARTNERS, create_partner, ok, stage_history, walk
 
 
 def _api(settings: Settings, db: Database, tenant: Tenant, **overrides: Any) -> Api:

@@ -14,7 +14,7 @@ from app.partners import dormancy
 from app.worker import Jobs
 from tests.conftest import Api, RollbackDatabase, assert_problem
 from tests.events.test_feed import drain
-from tests.orders_crm.helpers import (
+from tests.helpers import (
     PARTNERS,
     create_order,
     create_partner,

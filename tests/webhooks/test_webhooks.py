@@ -24,9 +24,9 @@ from app.main import create_app
 from app.models import Webhook
 from app.webhooks.dispatcher import Dispatcher
 from app.worker import Job, Jobs
-from tests.api.helpers import create_partner
 from tests.conftest import Api, RollbackDatabase, assert_problem
 from tests.factories import Tenant, make_tenant
+from tests.helpers import create_partner
 from tests.webhooks.receiver import Receiver, receiver
 
 HOOKS = "/api/v1/webhooks"

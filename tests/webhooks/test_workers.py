@@ -35,7 +35,7 @@ from app.webhooks.dispatcher import Dispatcher
 from app.worker import Job, Jobs
 from tests.conftest import Api
 from tests.factories import Tenant, make_tenant
-from tests.orders_crm.helpers import walk
+from tests.helpers import walk
 from tests.webhooks.receiver import Receiver, receiver
 
 CRM = str(Path(sys.executable).with_name("crm"))

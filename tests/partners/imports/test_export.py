@@ -6,9 +6,9 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from app.partners.columns import HEADER
-from tests.api.helpers import PARTNERS, create_partner, create_tag, create_user, get_partner
 from tests.conftest import Api
 from tests.events.test_feed import drain
+from tests.helpers import PARTNERS, create_partner, create_tag, create_user, get_partner
 from tests.partners.imports.helpers import EXPORT, csv_file, export_rows, import_ok
 
 

@@ -11,9 +11,9 @@ from python_calamine import CalamineWorkbook
 
 from app.partners.columns import HEADER, PARTNER_COLUMNS
 from app.partners.schemas import PartnerCreate
-from tests.api.helpers import PARTNERS, create_partner, create_tag, create_user, get_partner
 from tests.conftest import Api, assert_problem
 from tests.events.test_feed import drain, types
+from tests.helpers import PARTNERS, create_partner, create_tag, create_user, get_partner
 from tests.partners.imports.helpers import (
     XLSX,
     csv_file,

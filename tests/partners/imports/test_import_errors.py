@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.api.helpers import PARTNERS, create_partner, create_tag, get_partner
 from tests.conftest import Api, RollbackDatabase, assert_problem
 from tests.events.test_feed import drain
 from tests.factories import Tenant
+from tests.helpers import PARTNERS, create_partner, create_tag, get_partner
 from tests.partners.imports.helpers import XLSX, csv_file, post_import, xlsx_file
 
 

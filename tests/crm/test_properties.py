@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import Api
 from tests.factories import make_tenant
-from tests.orders_crm.helpers import (
+from tests.helpers import (
     BULK,
     ORDERS,
     OVERVIEW,

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 from app.core.pagination import fingerprint
-from tests.api.helpers import assert_loc
 from tests.conftest import Api, assert_problem
-from tests.orders_crm.helpers import (
+from tests.helpers import (
     ORDERS,
     OVERVIEW,
     PARTNERS,
     USERS,
+    assert_loc,
     create_order,
     create_partner,
     create_tag,

@@ -6,7 +6,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.api.helpers import (
+from tests.conftest import Api, assert_problem
+from tests.helpers import (
     PARTNERS,
     TAGS,
     assert_loc,
@@ -15,7 +16,6 @@ from tests.api.helpers import (
     get_partner,
     walk,
 )
-from tests.conftest import Api, assert_problem
 
 
 def _tag_names(api: Api) -> list[str]:

@@ -13,8 +13,8 @@ import pytest
 
 from app.core.errors import BadRequest, PreconditionFailed
 from app.core.etags import IF_MATCH_PATTERN, check_if_match
-from tests.api.helpers import COMPANY, PARTNERS, create_partner
 from tests.conftest import Api, assert_problem
+from tests.helpers import COMPANY, PARTNERS, create_partner
 
 MALFORMED = [
     "",

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Api, assert_problem
-from tests.orders_crm.helpers import (
+from tests.helpers import (
     BULK,
     ORDERS,
     OVERVIEW,

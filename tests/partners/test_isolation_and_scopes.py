@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.helpers import (
+from tests.conftest import Api, assert_problem
+from tests.helpers import (
     COMPANY,
     ME,
     PARTNERS,
@@ -22,7 +23,6 @@ from tests.api.helpers import (
     walk,
     with_token,
 )
-from tests.conftest import Api, assert_problem
 
 NO_SUCH_ID = "00000000-0000-4000-8000-000000000000"
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Api, assert_problem
-from tests.orders_crm.helpers import (
+from tests.helpers import (
     BULK,
     ORDERS,
     PARTNERS,

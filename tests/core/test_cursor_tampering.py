@@ -34,9 +34,8 @@ from app.tokens.repository import TOKEN_SORTING
 from app.users.repository import USER_SORTING
 from app.views.repository import VIEW_SORTING
 from app.webhooks.repository import DELIVERY_SORTING, WEBHOOK_SORTING
-from tests.api.helpers import assert_loc
 from tests.conftest import Api, assert_problem
-from tests.orders_crm.helpers import create_order, create_partner, create_tag, ok, walk
+from tests.helpers import assert_loc, create_order, create_partner, create_tag, ok, walk
 
 MAX_CURSOR = 1000  # the cursor parameter's maxLength: longer is a plain 422 before decoding
 

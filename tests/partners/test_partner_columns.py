@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Api
-from tests.orders_crm.helpers import (
+from tests.helpers import (
     ORDERS,
     OVERVIEW,
     create_order,

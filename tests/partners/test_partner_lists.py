@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from tests.api.helpers import (
+from tests.conftest import Api, assert_problem
+from tests.helpers import (
     PARTNERS,
     STAGES,
     TAGS,
@@ -25,7 +26,6 @@ from tests.api.helpers import (
     utc,
     walk,
 )
-from tests.conftest import Api, assert_problem
 
 
 def _list(api: Api, **params: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from tests.conftest import Api, assert_problem
-from tests.orders_crm.helpers import (
+from tests.helpers import (
     ORDERS,
     PARTNERS,
     create_order,

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.helpers import (
+from tests.conftest import Api, assert_problem
+from tests.helpers import (
     COMPANY,
     PARTNERS,
     TAGS,
@@ -20,7 +21,6 @@ from tests.api.helpers import (
     get_partner,
     partner_count,
 )
-from tests.conftest import Api, assert_problem
 
 VALID = {"name": "Nordic Deli A/S", "country": "DK"}
 

@@ -19,7 +19,7 @@ from app.db.session import Database
 from app.main import create_app
 from tests.conftest import Api
 from tests.factories import make_tenant
-from tests.orders_crm.helpers import (
+from tests.helpers import (
     ORDERS,
     OVERVIEW,
     create_partner,

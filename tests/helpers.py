@@ -1,13 +1,16 @@
-"""Helpers for the sales order and CRM overview tests: API calls and a plain-Python reference.
+"""Shared helpers for the HTTP API tests: API calls, and a plain-Python reference for the sales
+order and CRM overview tests.
 
-Every change goes through the HTTP API, except the columns that only the accounting system
-writes (debtor balance, its sync time, the exceeded flag) and timestamps, which the tests set
-in the database the same way an accounting sync would.
+Every change goes through the public HTTP API, except the columns the API keeps read-only: the
+ones only the accounting system writes (debtor balance, its sync time, the exceeded flag) and
+timestamps, which the tests set in the database the same way an accounting sync would.
+``tests.factories`` makes companies, users and tokens directly in the database.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import uuid
 from collections.abc import Iterable, Sequence
@@ -28,6 +31,9 @@ OVERVIEW_CSV = "/api/v1/crm/overview.csv"
 SUMMARY = "/api/v1/crm/summary"
 TAGS = "/api/v1/tags"
 USERS = "/api/v1/users"
+TOKENS = "/api/v1/tokens"
+ME = "/api/v1/me"
+COMPANY = "/api/v1/company"
 
 STAGES = ("lead", "potential", "active", "inactive", "lost")
 OVERVIEW_FIELDS = [
@@ -94,6 +100,10 @@ def ref_base_total(total: Decimal, rate: Decimal | str) -> Decimal:
     return half_up(total * Decimal(rate))
 
 
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
 # --- API calls -------------------------------------------------------------------------------
 
 
@@ -131,6 +141,12 @@ def patch_partner(api: Api, number: int, **fields: Any) -> dict[str, Any]:
     return ok(api.patch(f"{PARTNERS}/{number}", json=fields))
 
 
+def partner_count(api: Api) -> int:
+    total = ok(api.get(PARTNERS, params={"include_total": "true", "limit": 1}))["total"]
+    assert isinstance(total, int)
+    return total
+
+
 def stage_history(api: Api, number: int) -> list[dict[str, Any]]:
     return walk(api, f"{PARTNERS}/{number}/stage-history", limit=500)
 
@@ -139,9 +155,24 @@ def create_tag(api: Api, name: str) -> dict[str, Any]:
     return ok(api.post(TAGS, json={"name": name}), 201)
 
 
-def create_user(api: Api, name: str) -> dict[str, Any]:
-    email = f"user-{uuid.uuid4().hex[:8]}@example.com"
+def create_user(api: Api, name: str = "Sales Person", email: str | None = None) -> dict[str, Any]:
+    email = email or f"user-{uuid.uuid4().hex[:8]}@example.com"
     return ok(api.post(USERS, json={"name": name, "email": email}), 201)
+
+
+def create_token(
+    api: Api, scope: str, *, user_id: str | None = None, name: str = "test"
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": name, "scope": scope}
+    if user_id is not None:
+        body["user_id"] = user_id
+    return ok(api.post(TOKENS, json=body), 201)
+
+
+def with_token(api: Api, secret: str) -> Api:
+    """The same client, authenticating with another token of the same company."""
+    tenant = dataclasses.replace(api.tenant, tokens={**api.tenant.tokens, "custom": secret})
+    return Api(api.client, tenant, "custom")
 
 
 def create_order(
@@ -181,6 +212,22 @@ def numbers(items: Iterable[dict[str, Any]]) -> list[int]:
     return [item["number"] for item in items]
 
 
+# --- problems --------------------------------------------------------------------------------
+
+
+def locs(problem: dict[str, Any]) -> list[list[Any]]:
+    return [e["loc"] for e in problem.get("errors", [])]
+
+
+def assert_loc(problem: dict[str, Any], *loc: Any) -> None:
+    """Some entry of errors[] names the field ``loc`` (or something inside it)."""
+    want = list(loc)
+    assert any(list(got[: len(want)]) == want for got in locs(problem)), problem
+
+
+# --- the overview's CSV ----------------------------------------------------------------------
+
+
 def overview_csv(api: Api, **params: Any) -> tuple[Any, list[list[str]]]:
     """The response and its parsed lines (header first), without the BOM."""
     r = api.get(OVERVIEW_CSV, params=params)
@@ -214,12 +261,13 @@ def csv_cells_of(row: dict[str, Any]) -> list[str]:
     ]
 
 
-# --- read-only columns, as the accounting sync would write them ------------------------------
+# --- read-only columns, as the accounting sync (or the clock) would write them ---------------
 
 
 def set_partner_columns(
     session: Session, company_id: uuid.UUID, number: int, **values: Any
 ) -> None:
+    """Set columns the API keeps read-only (balances, timestamps...), for list tests."""
     from app.models import Partner
 
     result = session.execute(

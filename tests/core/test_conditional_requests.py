@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.api.helpers import COMPANY, PARTNERS, TAGS, create_partner, create_tag, get_partner
 from tests.conftest import Api, assert_problem
+from tests.helpers import COMPANY, PARTNERS, TAGS, create_partner, create_tag, get_partner
 
 
 def _etag(api: Api, path: str) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.helpers import (
+from tests.conftest import Api, assert_problem
+from tests.helpers import (
     PARTNERS,
     assert_loc,
     create_partner,
@@ -15,7 +16,6 @@ from tests.api.helpers import (
     partner_count,
     with_token,
 )
-from tests.conftest import Api, assert_problem
 
 READ_ONLY_FIELDS = {
     "debtor_balance": "100.00",

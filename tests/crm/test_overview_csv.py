@@ -12,8 +12,8 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from tests.conftest import Api, assert_problem
-from tests.orders_crm import dataset
-from tests.orders_crm.helpers import (
+from tests.crm import dataset
+from tests.helpers import (
     BOM,
     OVERVIEW,
     OVERVIEW_CSV,

@@ -11,8 +11,8 @@ import yaml
 from sqlalchemy.orm import Session
 
 from tests.conftest import Api, assert_problem
-from tests.orders_crm import dataset
-from tests.orders_crm.helpers import (
+from tests.crm import dataset
+from tests.helpers import (
     OVERVIEW,
     OVERVIEW_FIELDS,
     OVERVIEW_SORTS,

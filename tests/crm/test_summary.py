@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy.orm import Session
 
 from tests.conftest import Api, assert_problem
-from tests.orders_crm import dataset
-from tests.orders_crm.helpers import (
+from tests.crm import dataset
+from tests.helpers import (
     OVERVIEW,
     STAGES,
     SUMMARY,

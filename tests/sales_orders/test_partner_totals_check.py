@@ -38,7 +38,7 @@ from app.sales_orders.service import Drift, check_partner_totals
 from app.seed import seed
 from tests.conftest import BACKEND, Api
 from tests.factories import Tenant, make_tenant
-from tests.orders_crm.helpers import ORDERS, PARTNERS
+from tests.helpers import ORDERS, PARTNERS
 
 # Many partners, as in the report of a check that blocked writers; seeded in a second or two.
 MANY_PARTNERS = 2_000

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tests.conftest import Api
-from tests.orders_crm.helpers import (
+from tests.helpers import (
     create_order,
     create_partner,
     create_tag,
