@@ -3,7 +3,7 @@ next_attempt_at), so that a claim names its company (one shard when distributed 
 
 Revision ID: 0012
 Revises: 0011
-Create Date: 2026-12-01 09:00:00.000000
+Create Date: 2026-11-30 13:40:00.000000
 """
 
 from collections.abc import Sequence
