@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fastapi.dependencies.models as fastapi_models
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, create_engine, make_url, text
@@ -63,6 +64,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "postgres_only" in item.keywords:
             item.add_marker(skip)
+
+
+# FastAPI memoises, per callable, whether a dependency or endpoint is a generator or a
+# coroutine (LRU caches of 4,096 entries each in fastapi.dependencies.models). Every test builds
+# an app, and the closures each app makes (its docs pages, its lifespan) are keys there that
+# hold the whole app: thousands of apps, 1 MB and some 6,000 objects each, stayed alive, and the
+# garbage collector walked them all on every full collection, slowing each later test. A
+# process serves one app and never sees this; the tests forget those entries after each test.
+_FASTAPI_CALLABLE_CACHES = [
+    cache
+    for name in (
+        "_is_gen_callable_cached",
+        "_is_async_gen_callable_cached",
+        "_is_coroutine_callable_cached",
+    )
+    if callable(cache := getattr(fastapi_models, name, None)) and hasattr(cache, "cache_clear")
+]
+
+
+@pytest.fixture(autouse=True)
+def _forget_each_tests_app() -> Iterator[None]:
+    yield
+    for cache in _FASTAPI_CALLABLE_CACHES:
+        cache.cache_clear()
 
 
 @contextmanager
