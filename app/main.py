@@ -125,12 +125,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Webhook deliveries and the scheduled jobs, unless left to `crm worker` processes.
-        dispatching = start_inline(db, settings)
+        # The database is the app's at start-up (app.state.db: a test harness may swap it).
+        current: Database = app.state.db
+        dispatching = start_inline(current, settings)
         yield
         if dispatching is not None:
             dispatching.stop(timeout=settings.webhook_timeout + 5)
         if database is None:
-            db.dispose()
+            current.dispose()
 
     app = FastAPIOffline(
         title="crm-overview",

@@ -17,7 +17,7 @@ import gc
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +29,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session
 
+from app.auth.ratelimit import RateLimiter
 from app.core.config import Settings
+from app.core.logging import configure_logging
 from app.db.migrations import upgrade
 from app.db.session import Database, build_engine
 from app.main import create_app
@@ -188,9 +190,35 @@ def session(db: RollbackDatabase) -> Iterator[Session]:
         yield s
 
 
+AppFor = Callable[[Settings, Database], Any]
+
+
+@pytest.fixture(scope="session")
+def app_for(engine: Engine) -> AppFor:
+    """The app for these settings, on this database: one app per distinct settings for the
+    whole run. FastAPI prepares each route (its dependencies, their validators) on the route's
+    first request in an app: that was about a third of a test's time when every test built an
+    app of its own. Each call points the app at the test's database and a fresh rate limiter;
+    its lifespan (``with TestClient(app)``) starts on that database, and its logs go to the
+    test's stderr, as when ``create_app`` was called in the test."""
+    built: dict[str, Any] = {}
+
+    def app_for(settings: Settings, db: Database) -> Any:
+        key = repr(list(settings))  # every field, by value
+        app = built.get(key)
+        if app is None:
+            app = built[key] = create_app(settings, database=Database(engine))
+        app.state.db = db
+        app.state.rate_limiter = RateLimiter.from_settings(settings)
+        configure_logging(settings.log_level, json=settings.log_json)  # to this test's stderr
+        return app
+
+    return app_for
+
+
 @pytest.fixture
-def app(settings: Settings, db: RollbackDatabase) -> Any:
-    return create_app(settings, database=db)
+def app(app_for: AppFor, settings: Settings, db: RollbackDatabase) -> Any:
+    return app_for(settings, db)
 
 
 @pytest.fixture

@@ -17,10 +17,9 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.logging import configure_logging
-from app.main import create_app
 from app.models import SyncRun
 from app.models.enums import Scope
-from tests.conftest import RollbackDatabase, assert_problem
+from tests.conftest import AppFor, RollbackDatabase, assert_problem
 from tests.factories import Tenant, make_tag, make_tenant
 
 ORDER = {
@@ -97,12 +96,14 @@ def _routes(app: Any) -> list[tuple[str, APIRoute]]:
 
 
 @pytest.fixture
-def world(settings: Settings, db: RollbackDatabase, session: Session) -> dict[str, Any]:
+def world(
+    app_for: AppFor, settings: Settings, db: RollbackDatabase, session: Session
+) -> dict[str, Any]:
     """Company A with one object of every kind; company B with its own admin token."""
     a = make_tenant(session, slug="alpha")
     b = make_tenant(session, slug="beta")
     secret = settings.model_copy(update={"secret_key": "route-table-secret-0123456789"})
-    client = TestClient(create_app(secret, database=db), raise_server_exceptions=False)
+    client = TestClient(app_for(secret, db), raise_server_exceptions=False)
     h = {"Authorization": f"Bearer {a.tokens['admin']}"}
     make_tag(session, a, "Wholesale")
     # Three partners and orders, so A's number 3 exists in A only (B makes at most one).

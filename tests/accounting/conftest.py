@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.core.logging import configure_logging
-from app.main import create_app
 from tests.accounting.fake_economic import FakeEconomic, LiveServer, serve
 from tests.accounting.fake_oauth import (
     PROVIDERS,
@@ -27,7 +26,7 @@ from tests.accounting.fake_oauth import (
     OAuthFake,
     serve_oauth,
 )
-from tests.conftest import Api
+from tests.conftest import Api, AppFor
 
 PATIENT = 30.0  # seconds: no answer of the fake is this slow unless a test makes it hang
 SHORT_READ_TIMEOUT = 1.0  # seconds: only where a test provokes a hang, which this ends
@@ -151,16 +150,18 @@ def impatient_settings(accounting_settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def app(accounting_settings: Settings, db: Any) -> Any:
+def app(app_for: AppFor, accounting_settings: Settings, db: Any) -> Any:
     """Replaces the harness' app: ``client``, ``api`` and ``other_api`` use this one."""
-    return create_app(accounting_settings, database=db)
+    return app_for(accounting_settings, db)
 
 
 @pytest.fixture
-def impatient_api(db: Any, api: Api, impatient_settings: Settings) -> Iterator[Api]:
+def impatient_api(
+    app_for: AppFor, db: Any, api: Api, impatient_settings: Settings
+) -> Iterator[Api]:
     """``api``'s company and database on an app with the short read timeout: only for the runs
     that meet a deliberate hang (the runs before and after it use ``api``)."""
-    app = create_app(impatient_settings, database=db)
+    app = app_for(impatient_settings, db)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client, api.tenant)
 

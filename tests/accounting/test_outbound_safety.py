@@ -12,7 +12,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
-from app.main import create_app
 from app.models import AccountingConnection
 from tests.accounting.fake_economic import FakeEconomic, customer
 from tests.accounting.helpers import (
@@ -24,29 +23,39 @@ from tests.accounting.helpers import (
     sync_failed,
     sync_ok,
 )
-from tests.conftest import Api, assert_problem
+from tests.conftest import Api, AppFor, assert_problem
 from tests.core.listener import endless_json, listening
 from tests.core.test_outbound import LOOPBACK_SPELLINGS, OTHER_REFUSED_HOSTS
 
 
-def _api_with(settings: Settings, db: Any, api: Api, **overrides: Any) -> Api:
-    app = create_app(settings.model_copy(update=overrides), database=db)
+def _api_with(app_for: AppFor, settings: Settings, db: Any, api: Api, **overrides: Any) -> Api:
+    app = app_for(settings.model_copy(update=overrides), db)
     return Api(TestClient(app, raise_server_exceptions=False), api.tenant)
 
 
 @pytest.fixture
-def strict_api(accounting_settings: Settings, db: Any, api: Api) -> Api:
+def strict_api(app_for: AppFor, accounting_settings: Settings, db: Any, api: Api) -> Api:
     """The production defaults: https only, public addresses only."""
     return _api_with(
-        accounting_settings, db, api, outbound_allow_http=False, outbound_allow_private=False
+        app_for,
+        accounting_settings,
+        db,
+        api,
+        outbound_allow_http=False,
+        outbound_allow_private=False,
     )
 
 
 @pytest.fixture
-def http_api(accounting_settings: Settings, db: Any, api: Api) -> Api:
+def http_api(app_for: AppFor, accounting_settings: Settings, db: Any, api: Api) -> Api:
     """Plain http allowed, private addresses still refused: proves the address check alone."""
     return _api_with(
-        accounting_settings, db, api, outbound_allow_http=True, outbound_allow_private=False
+        app_for,
+        accounting_settings,
+        db,
+        api,
+        outbound_allow_http=True,
+        outbound_allow_private=False,
     )
 
 
@@ -168,10 +177,10 @@ def test_the_same_destination_keeps_the_stored_credentials(
 
 
 def test_a_200_mb_answer_fails_the_run_with_flat_memory(
-    accounting_settings: Settings, db: Any, api: Api
+    app_for: AppFor, accounting_settings: Settings, db: Any, api: Api
 ) -> None:
     cap = 4 * 1024 * 1024
-    capped = _api_with(accounting_settings, db, api, outbound_max_bytes=cap)
+    capped = _api_with(app_for, accounting_settings, db, api, outbound_max_bytes=cap)
     with listening(endless_json) as listener:
         ok(capped.put(CONNECTION, json=_body(f"http://127.0.0.1:{listener.port}")))
         tracemalloc.start()

@@ -39,10 +39,9 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.etags import IF_MATCH_PATTERN
-from app.main import create_app
 from app.sales_orders import service as sales_orders
 from app.sales_orders.schemas import LineIn, SalesOrderCreate
-from tests.conftest import RollbackDatabase
+from tests.conftest import AppFor, RollbackDatabase
 from tests.factories import Tenant, make_partner, make_tag, make_tenant, make_user
 
 # Minutes on each database: `make test` runs it on PostgreSQL, CI on both, `make fuzz` on both
@@ -55,7 +54,7 @@ FUZZ_EXAMPLES = int(os.environ.get("CRM_FUZZ_EXAMPLES", "15"))
 
 
 @pytest.fixture
-def app(settings: Settings, db: RollbackDatabase) -> Any:
+def app(app_for: AppFor, settings: Settings, db: RollbackDatabase) -> Any:
     """The harness' app without the per-token and per-company request limits: a thousand
     examples a minute on one token would otherwise be answered 429 from then on, and explore
     nothing. tests/ops and tests/auth test the limits."""
@@ -68,7 +67,7 @@ def app(settings: Settings, db: RollbackDatabase) -> Any:
             "secret_key": "contract-test-secret-key-0123456789",  # webhooks store secrets
         }
     )
-    return create_app(unlimited, database=db)
+    return app_for(unlimited, db)
 
 
 def seed(session: Session, tenant: Tenant) -> Tenant:

@@ -13,8 +13,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
-from app.main import create_app
-from tests.conftest import RollbackDatabase, assert_problem
+from tests.conftest import AppFor, RollbackDatabase, assert_problem
 from tests.factories import Tenant
 
 EVIL_HOSTS = [
@@ -28,14 +27,16 @@ EVIL_HOSTS = [
 ]
 
 
-def _client(settings: Settings, db: RollbackDatabase, **overrides: Any) -> TestClient:
-    app = create_app(settings.model_copy(update=overrides), database=db)
+def _client(
+    app_for: AppFor, settings: Settings, db: RollbackDatabase, **overrides: Any
+) -> TestClient:
+    app = app_for(settings.model_copy(update=overrides), db)
     return TestClient(app, raise_server_exceptions=False, follow_redirects=False)
 
 
 @pytest.fixture
-def open_client(settings: Settings, db: RollbackDatabase) -> Iterator[TestClient]:
-    with _client(settings, db, allowed_hosts="") as c:
+def open_client(app_for: AppFor, settings: Settings, db: RollbackDatabase) -> Iterator[TestClient]:
+    with _client(app_for, settings, db, allowed_hosts="") as c:
         yield c
 
 
@@ -177,8 +178,8 @@ ALLOWED = "api.example.com, *.crm.example"
 
 
 @pytest.fixture
-def guarded(settings: Settings, db: RollbackDatabase) -> Iterator[TestClient]:
-    with _client(settings, db, allowed_hosts=ALLOWED) as c:
+def guarded(app_for: AppFor, settings: Settings, db: RollbackDatabase) -> Iterator[TestClient]:
+    with _client(app_for, settings, db, allowed_hosts=ALLOWED) as c:
         yield c
 
 
@@ -249,8 +250,8 @@ def test_a_request_without_host_is_refused_when_hosts_are_listed(guarded: TestCl
     assert answer["headers"]["content-type"].startswith("application/problem+json")
 
 
-def test_a_star_allows_any_host(settings: Settings, db: RollbackDatabase) -> None:
-    with _client(settings, db, allowed_hosts="*") as c:
+def test_a_star_allows_any_host(app_for: AppFor, settings: Settings, db: RollbackDatabase) -> None:
+    with _client(app_for, settings, db, allowed_hosts="*") as c:
         assert c.get("/healthz", headers={"Host": "anything.example"}).status_code == 200
 
 

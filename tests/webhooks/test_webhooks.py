@@ -24,7 +24,7 @@ from app.main import create_app
 from app.models import Webhook
 from app.webhooks.dispatcher import Dispatcher
 from app.worker import Job, Jobs
-from tests.conftest import Api, RollbackDatabase, assert_problem
+from tests.conftest import Api, AppFor, RollbackDatabase, assert_problem
 from tests.factories import Tenant, make_tenant
 from tests.helpers import create_partner
 from tests.webhooks.receiver import Receiver, receiver
@@ -49,8 +49,10 @@ def hook_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def hapi(hook_settings: Settings, db: RollbackDatabase, tenant: Tenant) -> Iterator[Api]:
-    with TestClient(create_app(hook_settings, database=db), raise_server_exceptions=False) as c:
+def hapi(
+    app_for: AppFor, hook_settings: Settings, db: RollbackDatabase, tenant: Tenant
+) -> Iterator[Api]:
+    with TestClient(app_for(hook_settings, db), raise_server_exceptions=False) as c:
         yield Api(c, tenant)
 
 
