@@ -63,7 +63,11 @@ def test_reads_that_tolerate_lag_come_from_the_replica_and_fall_back_to_the_prim
     with Database(engine).session() as s:
         tenant = make_tenant(s)
     engine.dispose()
-    _eventually(lambda: replica.sql("SELECT count(*) FROM api_tokens") == len(tenant.tokens))
+    # Until the replica has replayed the migrations, the table is not there to count.
+    _eventually(
+        lambda: bool(replica.sql("SELECT to_regclass('api_tokens') IS NOT NULL"))
+        and replica.sql("SELECT count(*) FROM api_tokens") == len(tenant.tokens)
+    )
 
     headers = {"Authorization": f"Bearer {tenant.tokens['admin']}"}
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
