@@ -65,8 +65,10 @@ def test_reads_that_tolerate_lag_come_from_the_replica_and_fall_back_to_the_prim
     engine.dispose()
     # Until the replica has replayed the migrations, the table is not there to count.
     _eventually(
-        lambda: bool(replica.sql("SELECT to_regclass('api_tokens') IS NOT NULL"))
-        and replica.sql("SELECT count(*) FROM api_tokens") == len(tenant.tokens)
+        lambda: (
+            bool(replica.sql("SELECT to_regclass('api_tokens') IS NOT NULL"))
+            and replica.sql("SELECT count(*) FROM api_tokens") == len(tenant.tokens)
+        )
     )
 
     headers = {"Authorization": f"Bearer {tenant.tokens['admin']}"}
