@@ -10,8 +10,21 @@ from datetime import date, datetime
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, text, update
+from sqlalchemy import (
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    inspect,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
 from app.core.types import tag_key
@@ -130,20 +143,23 @@ class PartnerRepository:
     session: Session
     company_id: uuid.UUID
 
-    def _select(self) -> Any:
-        return (
-            select(Partner)
-            .where(Partner.company_id == self.company_id)
-            .options(
-                selectinload(Partner.locations),
-                selectinload(Partner.tags),
-                joinedload(Partner.owner),
-            )
+    def _select(self, *, related: bool = True) -> Any:
+        stmt = select(Partner).where(Partner.company_id == self.company_id)
+        if not related:
+            return stmt
+        return stmt.options(
+            selectinload(Partner.locations),
+            selectinload(Partner.tags),
+            joinedload(Partner.owner),
         )
 
-    def get(self, number: int, *, for_update: bool = False) -> Partner | None:
+    def get(self, number: int, *, for_update: bool = False, related: bool = True) -> Partner | None:
+        """The partner ``number``, read afresh; with its locations, tags and owner unless
+        ``related`` is false (a writer that needs only its row: they load if read)."""
         stmt = (
-            self._select().where(Partner.number == number).execution_options(populate_existing=True)
+            self._select(related=related)
+            .where(Partner.number == number)
+            .execution_options(populate_existing=True)
         )
         if for_update:
             stmt = stmt.with_for_update(of=Partner)
@@ -253,9 +269,13 @@ class PartnerRepository:
             )
             _all_written(result, len(chunk), "stage")
 
-    def get_by_id(self, partner_id: uuid.UUID, *, for_update: bool = False) -> Partner | None:
+    def get_by_id(
+        self, partner_id: uuid.UUID, *, for_update: bool = False, related: bool = True
+    ) -> Partner | None:
         stmt = (
-            self._select().where(Partner.id == partner_id).execution_options(populate_existing=True)
+            self._select(related=related)
+            .where(Partner.id == partner_id)
+            .execution_options(populate_existing=True)
         )
         if for_update:
             stmt = stmt.with_for_update(of=Partner)
@@ -441,10 +461,26 @@ class PartnerRepository:
                 .values(customer_stage=stage, version=Partner.version + 1, updated_at=at)
                 .execution_options(synchronize_session=False)
             )
-        changed = {r.id for r in rows}
+        # Partners loaded in the session get the UPDATE's effect without reading it back: the
+        # caller holds their locks, so each row's new version is the one it was changed from
+        # plus one. One loaded at another version is expired, to be read again.
+        changed = {r.id: r for r in rows}
         for loaded in list(self.session.identity_map.values()):
-            if isinstance(loaded, Partner) and loaded.id in changed:
-                self.session.expire(loaded)  # read again: stage, version, updated_at
+            if not isinstance(loaded, Partner):
+                continue
+            state = inspect(loaded)
+            row = changed.get(state.identity[1]) if state.identity else None
+            if row is None:
+                continue
+            if state.dict.get("version") != row.version:
+                self.session.expire(loaded)
+                continue
+            for key, value in (
+                ("customer_stage", stage),
+                ("version", row.version + 1),
+                ("updated_at", at),
+            ):
+                set_committed_value(loaded, key, value)
 
     def stage_history(self, partner: Partner, page: PageRequest) -> RawPage[StageChange]:
         stmt = (

@@ -1,7 +1,7 @@
 """The one way to change customer stages: every change (a PATCH, a new partner, a bulk change,
 a first sales order; imports and dormancy later) goes through :func:`change_stage`, which
 flushes what is pending, bumps each partner's version, writes one stage history row per
-change, and leaves loaded partners to be read again."""
+change, and gives loaded partners their new stage, version and time."""
 
 from __future__ import annotations
 

@@ -230,7 +230,7 @@ def _lock_partner_of(session: Session, principal: Principal, number: int) -> Par
     if partner_id is None:
         raise _not_found(number)
     partner = PartnerRepository(session, principal.company_id).get_by_id(
-        partner_id, for_update=True
+        partner_id, for_update=True, related=False
     )
     if partner is None:  # pragma: no cover - the foreign key makes this impossible
         raise _not_found(number)
@@ -260,7 +260,7 @@ def create(
 ) -> SalesOrder:
     partners = PartnerRepository(session, principal.company_id)
     orders = SalesOrderRepository(session, principal.company_id)
-    partner = partners.get(data.partner_number, for_update=True)
+    partner = partners.get(data.partner_number, for_update=True, related=False)
     if partner is None:
         raise ValidationFailed(
             f"Partner {data.partner_number} does not exist.",
