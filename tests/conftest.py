@@ -69,11 +69,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # FastAPI memoises, per callable, whether a dependency or endpoint is a generator or a
-# coroutine (LRU caches of 4,096 entries each in fastapi.dependencies.models). Every test builds
-# an app, and the closures each app makes (its docs pages, its lifespan) are keys there that
-# hold the whole app: thousands of apps, 1 MB and some 6,000 objects each, stayed alive, and the
-# garbage collector walked them all on every full collection, slowing each later test. A
-# process serves one app and never sees this; the tests forget those entries after each test.
+# coroutine (LRU caches of 4,096 entries each in fastapi.dependencies.models). Most tests share
+# an app (``app_for``), but those that need one of their own (a process, a committed database)
+# still build it, and the closures each app makes (its docs pages, its lifespan) are keys there
+# that hold the whole app: 1 MB and some 6,000 objects each stayed alive, and the garbage
+# collector walked them all on every full collection, slowing each later test. A process
+# serves one app and never sees this; the tests forget those entries after each test.
 _FASTAPI_CALLABLE_CACHES = [
     cache
     for name in (

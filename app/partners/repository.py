@@ -153,17 +153,18 @@ class PartnerRepository:
             joinedload(Partner.owner),
         )
 
-    def get(self, number: int, *, for_update: bool = False, related: bool = True) -> Partner | None:
-        """The partner ``number``, read afresh; with its locations, tags and owner unless
-        ``related`` is false (a writer that needs only its row: they load if read)."""
-        stmt = (
-            self._select(related=related)
-            .where(Partner.number == number)
-            .execution_options(populate_existing=True)
-        )
+    def _one(self, where: Any, *, for_update: bool, related: bool) -> Partner | None:
+        """One partner, read afresh (locked if ``for_update``); with its locations, tags and
+        owner unless ``related`` is false (a writer that needs only its row: they load if
+        read)."""
+        stmt = self._select(related=related).where(where).execution_options(populate_existing=True)
         if for_update:
             stmt = stmt.with_for_update(of=Partner)
-        return self.session.scalar(stmt)
+        partner: Partner | None = self.session.scalar(stmt)
+        return partner
+
+    def get(self, number: int, *, for_update: bool = False, related: bool = True) -> Partner | None:
+        return self._one(Partner.number == number, for_update=for_update, related=related)
 
     def read_rows(self, numbers: list[int]) -> list[SimpleNamespace]:
         """These partners with what ``PartnerRead`` reads of them (their tags, locations and
@@ -272,15 +273,7 @@ class PartnerRepository:
     def get_by_id(
         self, partner_id: uuid.UUID, *, for_update: bool = False, related: bool = True
     ) -> Partner | None:
-        stmt = (
-            self._select(related=related)
-            .where(Partner.id == partner_id)
-            .execution_options(populate_existing=True)
-        )
-        if for_update:
-            stmt = stmt.with_for_update(of=Partner)
-        partner: Partner | None = self.session.scalar(stmt)
-        return partner
+        return self._one(Partner.id == partner_id, for_update=for_update, related=related)
 
     def list_(self, f: PartnerFilter, page: PageRequest) -> RawPage[Partner]:
         stmt = self._select().where(*filter_conditions(self.company_id, f))
