@@ -23,7 +23,7 @@ from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.query import declare_strict_query, strict_query
 from app.crm.router import router as crm_router
-from app.db.session import Database, build_engine, build_replica_engine
+from app.db.session import Database, build_engine, build_replica_engine, request_slots_for
 from app.events.router import router as events_router
 from app.ops.bench import router as floor_router
 from app.ops.router import router as ops_router
@@ -120,7 +120,11 @@ def _document_if_match(operation: dict[str, Any]) -> None:
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
-    db = database or Database(build_engine(settings), build_replica_engine(settings))
+    db = database or Database(
+        build_engine(settings),
+        build_replica_engine(settings),
+        request_slots=request_slots_for(settings),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

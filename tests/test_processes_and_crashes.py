@@ -147,6 +147,42 @@ def test_two_server_processes_under_concurrent_writers(
     concurrent_writers([start(url), start(url)], committed_db, tenant_in)
 
 
+def test_more_concurrent_requests_than_connections_and_threads_are_all_answered(
+    settings: Settings, tenant_in: Any
+) -> None:
+    """64 clients at once against one process with a pool of 2 connections (fewer than the
+    40 worker threads and the clients): every request is answered 200. Requests wait for
+    a session on the event loop; unbounded, the threads all waited in the pool while the
+    requests holding its connections waited for a thread, until the pool's 30 s timeout
+    answered 500."""
+    proc, base = start(
+        settings.database_url,
+        CRM_DB_POOL_SIZE="2",
+        CRM_DB_MAX_OVERFLOW="0",
+        CRM_DISPATCH_INLINE="false",
+    )
+    headers = {"Authorization": f"Bearer {tenant_in.tokens['read']}"}
+    statuses: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def reader(index: int) -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=90) as client:
+            for path in ("/api/v1/crm/overview", "/api/v1/partners", "/api/v1/sales-orders"):
+                status = client.get(path, params={"limit": 5}).status_code
+                with lock:
+                    statuses[status] += 1
+
+    try:
+        threads = [threading.Thread(target=reader, args=(i,)) for i in range(64)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        stop(proc)
+    assert statuses == Counter({200: 64 * 3}), statuses
+
+
 def concurrent_writers(
     servers: list[tuple[subprocess.Popen[bytes], str]], committed_db: Database, tenant_in: Any
 ) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Annotated
 
+import anyio
 import structlog
 from fastapi import BackgroundTasks, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -34,25 +36,54 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_session(
+async def get_session(
     request: Request, db: Annotated[Database, Depends(get_database)]
-) -> Iterator[Session]:
-    """One session per request; changes open a write transaction from the start."""
-    with db.session(write=request.method not in SAFE_METHODS) as session:
+) -> AsyncIterator[Session]:
+    """One session per request; changes open a write transaction from the start.
+
+    The request first takes one of the process's request slots (``Database.request_slot``),
+    waiting on the event loop, not in a worker thread. Making the session connects nothing;
+    closing it (a rollback when the request failed) runs in a worker thread, shielded from
+    cancellation so that a client that goes away still gives the connection back."""
+    async with db.request_slot():
+        write = request.method not in SAFE_METHODS
+        async with _closed_in_thread(db.session(write=write), connects=False) as session:
+            yield session
+
+
+@asynccontextmanager
+async def _closed_in_thread(
+    opening: AbstractContextManager[Session], *, connects: bool
+) -> AsyncIterator[Session]:
+    """A session's context, entered on the event loop unless it ``connects``, and exited
+    (a rollback when the request failed, the close) in a worker thread, shielded from
+    cancellation."""
+    opened = ExitStack()
+    if connects:
+        session = await anyio.to_thread.run_sync(opened.enter_context, opening)
+    else:
+        session = opened.enter_context(opening)
+    try:
         yield session
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(opened.__exit__, type(exc), exc, exc.__traceback__)
+        raise
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(opened.close)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_read_session(
+async def get_read_session(
     db: Annotated[Database, Depends(get_database)], primary: SessionDep
-) -> Iterator[Session]:
+) -> AsyncIterator[Session]:
     """The session of reads that tolerate a replica's lag (the overview, its exports, the
     summary, the lists): the replica's when ``CRM_DATABASE_REPLICA_URL`` is set and it answers,
     else the request's own. Authentication and everything that writes, checks ``If-Match`` or
@@ -60,14 +91,14 @@ def get_read_session(
     if db.replica is None:
         yield primary
         return
-    with db.reader() as session:
+    async with _closed_in_thread(db.reader(), connects=True) as session:  # it pings
         yield session
 
 
 ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -157,14 +188,16 @@ def _refused(
     return Unauthorized(detail, code=code, headers={"WWW-Authenticate": challenge})
 
 
-def _touch(db: Database, company_id: uuid.UUID, token_id: uuid.UUID, now: datetime) -> None:
-    """Record a read request's token use in a short transaction of its own, after the answer
-    is sent; never fails the request."""
+def _touch(session: Session, company_id: uuid.UUID, token_id: uuid.UUID, now: datetime) -> None:
+    """Record a read request's token use after the answer is sent, in a short transaction
+    of its own on the request's session (still open: a request's session closes after its
+    background tasks), so a read never holds two connections; never fails the request."""
     try:
-        with db.session() as session:
-            repository.touch(session, company_id, token_id, now, LAST_USED_RESOLUTION)
-            session.commit()
+        session.rollback()  # the reads' transaction ends (SQLite: its snapshot)
+        repository.touch(session, company_id, token_id, now, LAST_USED_RESOLUTION)
+        session.commit()
     except SQLAlchemyError as exc:
+        session.rollback()
         log.warning("token_last_used_not_recorded", error=type(exc).__name__)
 
 
@@ -222,9 +255,7 @@ def authenticate(
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         if request.method in SAFE_METHODS:
             # A read holds no write lock: its own short transaction, after the answer.
-            background.add_task(
-                _touch, request.app.state.db, principal.company_id, principal.token_id, now
-            )
+            background.add_task(_touch, session, principal.company_id, principal.token_id, now)
         else:
             # A write's transaction holds SQLite's write lock already (a second transaction
             # would wait for it): the use is recorded in it, committed with the change.
@@ -234,8 +265,8 @@ def authenticate(
     return principal
 
 
-def require(needed: Scope) -> Callable[..., Principal]:
-    def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+def require(needed: Scope) -> Callable[..., Awaitable[Principal]]:
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
         if not principal.scope.allows(needed):
             raise Forbidden(
                 f"This needs a token with the {needed.value!r} scope; yours has "

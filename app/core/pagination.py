@@ -22,7 +22,7 @@ import inspect
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import UTC, date, datetime
@@ -402,8 +402,9 @@ _FINGERPRINT = re.compile(r"[A-Za-z0-9_-]{12}")
 @dataclass(frozen=True)
 class _FilterCarrier:
     """Reads the filter values a cursor carries exactly as the query string's: through a
-    model of the filter dependency's own parameters (same types and bounds), then the
-    dependency itself."""
+    model of the filter dependency's own parameters (same types and bounds), then the model
+    the dependency answers (a filter dependency only builds it from its parameters: they
+    are its fields, which ``of`` checks)."""
 
     params: type[BaseModel]
     build: Callable[..., Any]
@@ -425,7 +426,7 @@ class _FilterCarrier:
             raise TypeError(f"{dependency.__name__} must return a pydantic model")
         if set(model.model_fields) != set(params.model_fields):
             raise TypeError(f"{dependency.__name__}: its parameters must be its model's fields")
-        return cls(params, dependency)
+        return cls(params, model)
 
     def filters_of(self, values: Any) -> Any:
         if not isinstance(values, dict) or not values:
@@ -565,7 +566,7 @@ CURSOR_DESCRIPTION = (
 )
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None,
@@ -617,7 +618,7 @@ def list_params(
     sort: type[StrEnum] | None = None,
     sort_description: str = "",
     filters: Callable[..., Any] | None = None,
-) -> Callable[..., PageRequest[Any]]:
+) -> Callable[..., Awaitable[PageRequest[Any]]]:
     """The one FastAPI dependency of a list: its ``sort`` (when it offers a choice: ``sort``
     is the enum of ``sort_enum``), its ``filters`` dependency (if any), and the paging
     parameters, resolved with the cursor into a ``PageRequest``.
@@ -628,7 +629,7 @@ def list_params(
     carrier = _FilterCarrier.of(filters) if filters is not None else None
     sorts = frozenset(sort_values(sorting) if sort is not None else [sorting.default])
 
-    def dependency(**params: Any) -> PageRequest[Any]:
+    async def dependency(**params: Any) -> PageRequest[Any]:
         chosen = params.get("sort")
         return page_request(
             sorting,

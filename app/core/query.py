@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import NoneType, UnionType
 from typing import Annotated, Any, TypeVar, Union, cast, get_args, get_origin
 
@@ -178,7 +178,7 @@ def declare_strict_query(schema: dict[str, Any], prefix: str = "/api/") -> None:
                 responses.setdefault("422", {"description": "Validation failed"})
 
 
-def query_model_dependency(model: type[M], name: str) -> Callable[..., M]:
+def query_model_dependency(model: type[M], name: str) -> Callable[..., Awaitable[M]]:
     """A FastAPI dependency reading ``model``'s fields from the query string, one parameter
     per field (its type, constraints, default and description), and answering the model.
 
@@ -202,7 +202,7 @@ def query_model_dependency(model: type[M], name: str) -> Callable[..., M]:
             )
         )
 
-    def dependency(**values: Any) -> M:
+    async def dependency(**values: Any) -> M:
         return model(**values)
 
     dependency.__name__ = dependency.__qualname__ = name

@@ -11,8 +11,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
-from app.auth.dependencies import Principal, Reader, ReadSessionDep, SessionDep, get_database
+from app.auth.dependencies import Principal, Reader, ReadSessionDep, SessionDep
 from app.core.errors import problem_responses
 from app.core.http import json_response
 from app.core.pagination import (
@@ -29,7 +30,6 @@ from app.crm import service, xlsx
 from app.crm.csv import stream_csv
 from app.crm.repository import OVERVIEW_SORTING
 from app.crm.schemas import OverviewFilter, Summary
-from app.db.session import Database
 from app.partners.filters import Filters
 from app.partners.overview import OverviewRow, OverviewSort, columns_named
 
@@ -68,7 +68,7 @@ class OverviewList:
     columns: tuple[str, ...] | None  # None: every column
 
 
-def applied_view(
+async def applied_view(
     principal: Reader,
     session: SessionDep,
     filters: Filters,
@@ -76,20 +76,25 @@ def applied_view(
     view: ViewParam = None,
 ) -> service.Applied:
     """The filters, sort and columns a request of the overview or its exports asks for, its
-    saved view (``view``) applied under the explicit parameters."""
-    return service.apply_view(
+    saved view (``view``) applied under the explicit parameters. Only a named view is read
+    from the database (in the thread pool); without one this runs on the event loop."""
+    chosen = sort.value if sort else None  # type: ignore[attr-defined]
+    if view is None:
+        return service.Applied(filters, chosen, None)
+    return await run_in_threadpool(
+        service.apply_view,
         session=session,
         principal=principal,
         view_id=view,
         filters=filters,
-        sort=sort.value if sort else None,  # type: ignore[attr-defined]
+        sort=chosen,
     )
 
 
 Applied = Annotated[service.Applied, Depends(applied_view)]
 
 
-def overview_list(
+async def overview_list(
     principal: Reader,
     session: SessionDep,
     applied: Applied,
@@ -98,7 +103,7 @@ def overview_list(
 ) -> OverviewList:
     """Sort, filters, columns and paging of one page of the overview."""
     carried = OverviewFilter.model_construct(**dict(applied.filters), view=view)
-    request = _resolve_page(
+    request = await _resolve_page(
         sort=OverviewSort(applied.sort) if applied.sort else None,
         filters=carried,
         page=page,
@@ -106,7 +111,9 @@ def overview_list(
     columns = applied.columns
     cursor_view = request.filters.view if request.filters is not None else None
     if view is None and cursor_view is not None:  # a cursor sent alone, made with a view
-        columns = service.view_columns(session=session, principal=principal, view_id=cursor_view)
+        columns = await run_in_threadpool(
+            service.view_columns, session=session, principal=principal, view_id=cursor_view
+        )
     return OverviewList(request, columns)
 
 
@@ -147,7 +154,7 @@ def _export_name(principal: Principal, extension: str) -> str:
 def export_crm_overview_csv(
     principal: Reader,
     applied: Applied,
-    db: Annotated[Database, Depends(get_database)],
+    read_session: ReadSessionDep,
     bom: Annotated[
         StrictBool, Query(description="Start with a UTF-8 byte-order mark, for spreadsheets")
     ] = True,
@@ -157,14 +164,15 @@ def export_crm_overview_csv(
     columns = columns_named(applied.columns)
 
     def body() -> Iterator[bytes]:
-        with db.reader() as stream_session:
-            rows = service.all_rows(
-                session=stream_session,
-                principal=principal,
-                filters=applied.filters,
-                sort=applied.sort,
-            )
-            yield from stream_csv(rows, bom=bom, columns=columns)
+        # The request's read session stays open while the body streams: a request's
+        # session closes after its response is sent.
+        rows = service.all_rows(
+            session=read_session,
+            principal=principal,
+            filters=applied.filters,
+            sort=applied.sort,
+        )
+        yield from stream_csv(rows, bom=bom, columns=columns)
 
     return StreamingResponse(
         body(),

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import structlog
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -53,8 +54,17 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 def build_engine(settings: Settings, *, replica: bool = False) -> Engine:
     url = settings.database_url
     if settings.is_sqlite:
+        in_memory = make_url(url).database in (None, "", ":memory:")
+        pool = (
+            {}
+            if in_memory  # one connection, shared
+            else {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
+        )
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            hide_parameters=True,
+            **pool,
         )
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
         return engine
@@ -105,6 +115,15 @@ def _set_local_timeouts(engine: Engine, timeouts: dict[str, int]) -> None:
             conn.exec_driver_sql(statement)
 
 
+def request_slots_for(settings: Settings) -> int:
+    """The requests one process lets hold a session at once: the pool's connections
+    (``CRM_DB_POOL_SIZE`` + ``CRM_DB_MAX_OVERFLOW``) less those the inline dispatcher may
+    use (its loop and one per concurrent delivery), at least one."""
+    connections = settings.db_pool_size + settings.db_max_overflow
+    background = settings.dispatch_concurrency + 1 if settings.dispatch_inline else 0
+    return max(1, connections - background)
+
+
 def build_replica_engine(settings: Settings) -> Engine | None:
     """The engine of ``CRM_DATABASE_REPLICA_URL`` (None without one). Each checkout pings it,
     and connecting gives up after 2 s: a replica that went away is noticed before a query is
@@ -122,8 +141,13 @@ class Database:
 
     engine: Engine
     replica: Engine | None = None
+    # How many requests may hold a session at once (None: no bound); see request_slot().
+    request_slots: int | None = None
     _replica_down_until: float = field(default=0.0, init=False)
     _replica_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = field(
+        default=None, init=False
+    )
 
     def __post_init__(self) -> None:
         reader = self.engine
@@ -189,6 +213,29 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @asynccontextmanager
+    async def request_slot(self) -> AsyncIterator[None]:
+        """Held by a request from before its session exists until it is closed.
+
+        A request's database work runs in worker threads, one hop per dependency and one
+        for the endpoint, and it keeps its connection between hops. Unbounded, a burst of
+        requests filled every worker thread with requests waiting in the pool for a
+        connection, while the requests holding the connections waited for a thread: the
+        process answered nothing until the pool's timeout, then 500s (32 clients, one
+        process, the default pool). Waiting here, on the event loop, costs no thread, and
+        with ``request_slots`` at most the pool's connections minus what the process's
+        own background work uses (``request_slots_for``), a thread never waits for a
+        connection.
+        """
+        if self.request_slots is None:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:  # one semaphore per loop
+            self._slots = (loop, asyncio.Semaphore(self.request_slots))
+        async with self._slots[1]:
+            yield
 
     def dispose(self) -> None:
         self.engine.dispose()

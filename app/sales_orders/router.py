@@ -34,7 +34,7 @@ IfMatch = Annotated[
 ]
 
 
-def order_filters(
+async def order_filters(
     partner_number: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
     status: Annotated[
         list[SalesOrderStatus] | None, Query(max_length=4, description="Any of these statuses")

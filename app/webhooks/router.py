@@ -32,7 +32,7 @@ DeliveryId = Annotated[uuid.UUID, Path(description="The delivery's id")]
 NO_STORE = {"Cache-Control": "no-store"}  # the answer holds a secret
 
 
-def delivery_filters(
+async def delivery_filters(
     status: Annotated[
         DeliveryStatus | None, Query(description="Only deliveries in this state")
     ] = None,
