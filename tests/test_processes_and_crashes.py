@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -78,6 +78,15 @@ def start(database_url: str, **more_env: str) -> tuple[subprocess.Popen[bytes], 
         time.sleep(0.1)
     proc.kill()
     raise RuntimeError("the server did not start")
+
+
+def run_threads(target: Callable[[int], None], count: int) -> None:
+    """``target(0)`` ... ``target(count - 1)``, each in a thread of its own, all at once."""
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def kill9(proc: subprocess.Popen[bytes]) -> None:
@@ -173,11 +182,7 @@ def test_more_concurrent_requests_than_connections_and_threads_are_all_answered(
                     statuses[status] += 1
 
     try:
-        threads = [threading.Thread(target=reader, args=(i,)) for i in range(64)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_threads(reader, 64)
     finally:
         stop(proc)
     assert statuses == Counter({200: 64 * 3}), statuses
@@ -280,11 +285,7 @@ def concurrent_writers(
                                 f"{r.status_code} {r.text[:200]}"
                             )
 
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_threads(worker, 12)
     finally:
         for proc, _ in servers:
             stop(proc)
