@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.auth import repository
 from app.auth.ratelimit import RateLimiter
@@ -65,17 +66,17 @@ async def _closed_in_thread(
     cancellation."""
     opened = ExitStack()
     if connects:
-        session = await anyio.to_thread.run_sync(opened.enter_context, opening)
+        session = await run_in_threadpool(opened.enter_context, opening)
     else:
         session = opened.enter_context(opening)
     try:
         yield session
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(opened.__exit__, type(exc), exc, exc.__traceback__)
+            await run_in_threadpool(opened.__exit__, type(exc), exc, exc.__traceback__)
         raise
     with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(opened.close)
+        await run_in_threadpool(opened.close)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
