@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.responses import RedirectResponse
 
 from app.accounting.router import router as accounting_router
+from app.auth.cache import TokenCache
 from app.auth.dependencies import authenticate
 from app.auth.ratelimit import RateLimiter
 from app.companies.router import router as company_router
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.db = db
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter.from_settings(settings)
+    app.state.token_cache = TokenCache(settings.auth_cache_seconds)
     install_error_handlers(app)
     app.add_route("/", redirect_to_docs, methods=["GET"], include_in_schema=False)
     app.include_router(ops_router)

@@ -29,6 +29,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session
 
+from app.auth.cache import TokenCache
 from app.auth.ratelimit import RateLimiter
 from app.core.config import Settings
 from app.core.logging import configure_logging
@@ -200,7 +201,7 @@ def app_for(engine: Engine) -> AppFor:
     whole run. FastAPI prepares each route (its dependencies, their validators) on the route's
     first request in an app: that was about a third of a test's time when every test built an
     app of its own. Each call points the app at the test's database and a fresh rate limiter;
-    its lifespan (``with TestClient(app)``) starts on that database, and its logs go to the
+    and token cache; its lifespan (``with TestClient(app)``) starts on that database, and its logs go to the
     test's stderr, as when ``create_app`` was called in the test."""
     built: dict[str, Any] = {}
 
@@ -211,6 +212,7 @@ def app_for(engine: Engine) -> AppFor:
             app = built[key] = create_app(settings, database=Database(engine))
         app.state.db = db
         app.state.rate_limiter = RateLimiter.from_settings(settings)
+        app.state.token_cache = TokenCache(settings.auth_cache_seconds)
         configure_logging(settings.log_level, json=settings.log_json)  # to this test's stderr
         return app
 

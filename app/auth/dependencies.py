@@ -13,12 +13,13 @@ import anyio
 import structlog
 from fastapi import BackgroundTasks, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.auth import repository
+from app.auth.cache import CachedToken, TokenCache
 from app.auth.ratelimit import RateLimiter
 from app.auth.tokens import MAX_TOKEN_LENGTH, company_of, hash_secret
 from app.core.config import Settings
@@ -167,6 +168,10 @@ _AUTH_QUERY = (
     .join(User, (User.company_id == ApiToken.company_id) & (User.id == ApiToken.user_id))
     .join(Company, Company.id == ApiToken.company_id)
 )
+# The two lookups, built once with their values as parameters: building a comparison (and its
+# cache key) per request costs more than running the statement.
+_AUTH_BY_HASH = _AUTH_QUERY.where(ApiToken.token_hash == bindparam("token_hash"))
+_AUTH_IN_COMPANY = _AUTH_BY_HASH.where(ApiToken.company_id == bindparam("company_id"))
 _FIRST_COMPANY_COLUMN = 4
 # ``last_used_at`` is written at most this often per token: a write per request would cost
 # more than the request.
@@ -202,13 +207,38 @@ def _touch(session: Session, company_id: uuid.UUID, token_id: uuid.UUID, now: da
         log.warning("token_last_used_not_recorded", error=type(exc).__name__)
 
 
-def authenticate(
+async def authenticate(
     request: Request,
     session: SessionDep,
     background: BackgroundTasks,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
+    """The caller, from the bearer token. On the event loop when this process remembers the
+    token (``app.auth.cache``) and the rate limits are counted in its memory; otherwise the
+    token is read (and Redis asked) in a worker thread."""
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is None or limiter.in_memory:
+        principal = _authenticate(request, session, background, credentials, on_loop=True)
+        if principal is not None:
+            return principal
+    found = await run_in_threadpool(
+        _authenticate, request, session, background, credentials, on_loop=False
+    )
+    assert found is not None  # a worker thread reads the token when it is not remembered
+    return found
+
+
+def _authenticate(
+    request: Request,
+    session: Session,
+    background: BackgroundTasks,
+    credentials: HTTPAuthorizationCredentials | None,
+    *,
+    on_loop: bool,
+) -> Principal | None:
+    """The caller, or (``on_loop``) None when that would take a query."""
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    cache: TokenCache | None = getattr(request.app.state, "token_cache", None)
     client = _client_address(request)
     if limiter is not None:
         # Before any database work: guessing tokens costs the guesser, not the database.
@@ -222,26 +252,64 @@ def authenticate(
             None,
         )
     secret = credentials.credentials
-    row = None
-    if len(secret) <= MAX_TOKEN_LENGTH:
-        lookup = ApiToken.token_hash == hash_secret(secret)
-        company_id = company_of(secret)
-        if company_id is not None:  # the company's own tokens only: one key, one shard
-            lookup = (ApiToken.company_id == company_id) & lookup
-        row = session.execute(_AUTH_QUERY.where(lookup)).one_or_none()
-    if row is None:
-        raise _refused(
-            limiter,
-            client,
-            "The API token is unknown or has been revoked.",
-            "invalid_token",
-            "invalid_token",
-        )
+    token_hash = hash_secret(secret) if len(secret) <= MAX_TOKEN_LENGTH else None
+    entry = cache.get(token_hash) if cache is not None and token_hash is not None else None
+    if entry is None:
+        if on_loop:
+            return None
+        generation = cache.generation if cache is not None else 0
+        entry = _read_token(session, secret, token_hash)
+        if entry is None:
+            raise _refused(
+                limiter,
+                client,
+                "The API token is unknown or has been revoked.",
+                "invalid_token",
+                "invalid_token",
+            )
+        if cache is not None and token_hash is not None:
+            cache.put(token_hash, entry, generation)
     now = utcnow()
-    if row.expires_at is not None and row.expires_at <= now:
+    if entry.expires_at is not None and entry.expires_at <= now:
         raise _refused(
             limiter, client, "The API token has expired.", "token_expired", "invalid_token"
         )
+    stale_use = entry.last_used_at is None or now - entry.last_used_at >= LAST_USED_RESOLUTION
+    writing = request.method not in SAFE_METHODS
+    if on_loop and stale_use and writing:
+        # A write records the use in its own transaction, which takes a query: in a thread.
+        return None
+    principal: Principal = entry.principal
+    request.state.principal = principal
+    if limiter is not None:
+        limiter.hit(token=str(principal.token_id), company=str(principal.company_id))
+    if stale_use:
+        entry.last_used_at = now  # the next minute's requests need not record it again
+        if writing:
+            # A write's transaction holds SQLite's write lock already (a second transaction
+            # would wait for it): the use is recorded in it, committed with the change.
+            repository.touch(
+                session, principal.company_id, principal.token_id, now, LAST_USED_RESOLUTION
+            )
+        else:
+            # A read holds no write lock: its own short transaction, after the answer.
+            background.add_task(_touch, session, principal.company_id, principal.token_id, now)
+    return principal
+
+
+def _read_token(session: Session, secret: str, token_hash: str | None) -> CachedToken | None:
+    if token_hash is None:
+        return None
+    company_id = company_of(secret)
+    if company_id is not None:  # the company's own tokens only: one key, one shard
+        result = session.execute(
+            _AUTH_IN_COMPANY, {"token_hash": token_hash, "company_id": company_id}
+        )
+    else:
+        result = session.execute(_AUTH_BY_HASH, {"token_hash": token_hash})
+    row = result.one_or_none()
+    if row is None:
+        return None
     n_company = len(_COMPANY_COLUMNS)
     first = _FIRST_COMPANY_COLUMN
     principal = Principal(
@@ -250,20 +318,7 @@ def authenticate(
         scope=Scope(row.scope),
         token_id=row.id,
     )
-    request.state.principal = principal
-    if limiter is not None:
-        limiter.hit(token=str(principal.token_id), company=str(principal.company_id))
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-        if request.method in SAFE_METHODS:
-            # A read holds no write lock: its own short transaction, after the answer.
-            background.add_task(_touch, session, principal.company_id, principal.token_id, now)
-        else:
-            # A write's transaction holds SQLite's write lock already (a second transaction
-            # would wait for it): the use is recorded in it, committed with the change.
-            repository.touch(
-                session, principal.company_id, principal.token_id, now, LAST_USED_RESOLUTION
-            )
-    return principal
+    return CachedToken(principal, row.expires_at, row.last_used_at)
 
 
 def require(needed: Scope) -> Callable[..., Awaitable[Principal]]:

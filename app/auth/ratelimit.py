@@ -85,6 +85,12 @@ class RateLimiter:
             return "per_process"
         return "degraded" if self._down_since is not None else "shared"
 
+    @property
+    def in_memory(self) -> bool:
+        """Whether counting never leaves the process (no Redis configured): then it may run on
+        the event loop."""
+        return self._shared_limiter is None
+
     def _run(self, action: Callable[[SlidingWindowCounterRateLimiter], Any]) -> Any:
         shared = self._shared_limiter
         if shared is not None:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from app.auth.cache import UNCACHED_ONLY
 from app.models import ApiToken
 
 
@@ -34,5 +35,5 @@ def touch(
         update(ApiToken)
         .where(ApiToken.company_id == company_id, ApiToken.id == stale)
         .values(last_used_at=now)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, **{UNCACHED_ONLY: True})
     )

@@ -95,6 +95,14 @@ class Settings(BaseSettings):
     outbound_max_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1024, description="Largest answer read from an outbound call"
     )
+    auth_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="How long a process remembers a token it checked (0: every request reads "
+        "its token); a token revoked, or a company or user changed, through another process "
+        "takes effect within this",
+    )
     rate_limit: str = Field(
         default="1200/minute",
         description="Requests per token, e.g. 600/minute or 50/second (0: no limit)",

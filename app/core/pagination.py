@@ -725,9 +725,15 @@ def iterate(
         key = spec.key_of(rows[-1])
 
 
+# Held here: pydantic keeps parametrized models in a weak cache, and a class is collected only
+# by a full garbage collection, after which ``Page[Any]`` in a request would build the model
+# again (milliseconds).
+_ANY_PAGE = Page[Any]
+
+
 def page_response(result: RawPage[Any], items: Sequence[BaseModel]) -> Response:
     """The JSON answer of a list: its items (already converted), cursor and total."""
-    page = Page[Any].model_construct(
+    page = _ANY_PAGE.model_construct(
         items=list(items), next_cursor=result.next_cursor, total=result.total
     )
     return Response(content=page.model_dump_json(), media_type="application/json")

@@ -122,5 +122,7 @@ def get_token(
     responses=problem_responses(401, 403, 404, 422),
 )
 def delete_token(principal: Admin, session: SessionDep, token_id: uuid.UUID) -> Response:
+    """Revoke a token: the server that answers refuses it from the next request on, every
+    other server process within a second (``CRM_AUTH_CACHE_SECONDS``)."""
     service.revoke(session=session, company_id=principal.company_id, token_id=token_id)
     return Response(status_code=204)
