@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import SimpleNamespace
@@ -23,7 +23,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
@@ -145,13 +145,39 @@ class PartnerRepository:
 
     def _select(self, *, related: bool = True) -> Any:
         stmt = select(Partner).where(Partner.company_id == self.company_id)
-        if not related:
-            return stmt
-        return stmt.options(
-            selectinload(Partner.locations),
-            selectinload(Partner.tags),
-            joinedload(Partner.owner),
-        )
+        return stmt.options(joinedload(Partner.owner)) if related else stmt
+
+    def _with_related(self, partners: Sequence[Partner]) -> None:
+        """Load the locations and tags of ``partners``, read afresh, in two set-based queries
+        of the form their indexes answer: ``company_id = :company AND partner_id IN (...)``.
+        (SQLAlchemy's selectin loading sends ``(company_id, partner_id) IN ((...), ...)`` for
+        a composite key, which PostgreSQL planned as one bitmap probe per partner for each of
+        the company's tags: 3.6 ms for a page of 50 with 8 tags, growing with the tags.)"""
+        if not partners:
+            return
+        ids = [partner.id for partner in partners]
+        fresh = {"populate_existing": True}
+        locations: dict[uuid.UUID, list[PartnerLocation]] = {}
+        for location in self.session.scalars(
+            select(PartnerLocation)
+            .where(PartnerLocation.company_id == self.company_id)
+            .where(PartnerLocation.partner_id.in_(ids))
+            .order_by(PartnerLocation.position)
+            .execution_options(**fresh)
+        ):
+            locations.setdefault(location.partner_id, []).append(location)
+        tags: dict[uuid.UUID, list[Tag]] = {}
+        for partner_id, tag in self.session.execute(
+            select(PartnerTag.partner_id, Tag)
+            .join(Tag, (Tag.company_id == PartnerTag.company_id) & (Tag.id == PartnerTag.tag_id))
+            .where(PartnerTag.company_id == self.company_id, PartnerTag.partner_id.in_(ids))
+            .order_by(Tag.name_key)
+            .execution_options(**fresh)
+        ):
+            tags.setdefault(partner_id, []).append(tag)
+        for partner in partners:
+            set_committed_value(partner, "locations", locations.get(partner.id, []))
+            set_committed_value(partner, "tags", tags.get(partner.id, []))
 
     def _one(self, where: Any, *, for_update: bool, related: bool) -> Partner | None:
         """One partner, read afresh (locked if ``for_update``); with its locations, tags and
@@ -161,6 +187,8 @@ class PartnerRepository:
         if for_update:
             stmt = stmt.with_for_update(of=Partner)
         partner: Partner | None = self.session.scalar(stmt)
+        if partner is not None and related:
+            self._with_related([partner])
         return partner
 
     def get(self, number: int, *, for_update: bool = False, related: bool = True) -> Partner | None:
@@ -277,7 +305,9 @@ class PartnerRepository:
 
     def list_(self, f: PartnerFilter, page: PageRequest) -> RawPage[Partner]:
         stmt = self._select().where(*filter_conditions(self.company_id, f))
-        return paginate(self.session, stmt, sorting=PARTNER_SORTING, request=page)
+        result = paginate(self.session, stmt, sorting=PARTNER_SORTING, request=page)
+        self._with_related(result.rows)
+        return result
 
     def add(self, partner: Partner) -> None:
         self.session.add(partner)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from tests.conftest import Api, assert_problem
@@ -634,3 +636,41 @@ def walk_from(api: Api, cursor: str, *, limit: int, **params: Any) -> list[int]:
         got += numbers(body["items"])
         cursor = body["next_cursor"]
     return got
+
+
+def test_a_page_reads_its_partners_tags_and_locations_in_two_statements_by_company(
+    api: Api, db: Any
+) -> None:
+    for name in ("Organic", "Export", "Wholesale"):
+        create_tag(api, name)
+    place = {"address": "Gade 1", "postal_code": "8000", "city": "Aarhus", "country": "DK"}
+    create_partner(
+        api,
+        tags=["Wholesale", "Export"],
+        locations=[{**place, "name": "HQ", "is_primary": True}, {**place, "name": "Dock"}],
+    )
+    create_partner(api)  # neither tags nor locations
+    create_partner(api, tags=["Organic"], locations=[{**place, "name": "Shop"}])
+    statements: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        items = _list(api)["items"]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    assert [(p["tags"], [loc["name"] for loc in p["locations"]]) for p in items] == [
+        (["Export", "Wholesale"], ["HQ", "Dock"]),
+        ([], []),
+        (["Organic"], ["Shop"]),
+    ]
+    related = [s for s in statements if "partner_tags" in s or "partner_locations" in s]
+    assert len(related) == 2, related
+    # The form the (company_id, partner_id, ...) indexes answer with one range per partner.
+    # SQLAlchemy's own loading of a composite key, "(company_id, partner_id) IN ((..), ..)",
+    # was planned by PostgreSQL as a bitmap probe per partner for each of the company's tags.
+    for statement in related:
+        assert not re.search(r"\(\w+\.company_id, \w+\.partner_id\) IN", statement), statement
+        assert re.search(r"\w+\.company_id = \S+ AND \w+\.partner_id IN", statement), statement
