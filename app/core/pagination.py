@@ -731,8 +731,9 @@ def iterate(
 _ANY_PAGE = Page[Any]
 
 
-def page_response(result: RawPage[Any], items: Sequence[BaseModel]) -> Response:
-    """The JSON answer of a list: its items (already converted), cursor and total."""
+def page_response(result: RawPage[Any], items: Sequence[BaseModel | dict[str, Any]]) -> Response:
+    """The JSON answer of a list: its items (already converted: response models, or their
+    JSON as dicts), cursor and total."""
     page = _ANY_PAGE.model_construct(
         items=list(items), next_cursor=result.next_cursor, total=result.total
     )

@@ -225,7 +225,7 @@ def _flips(
             EventType.partner_credit_limit_exceeded
             if row.credit_limit_exceeded
             else EventType.partner_credit_limit_cleared,
-            row_of(row).model_dump(mode="json"),
+            row_of(row),
         )
         for row in rows
     ]

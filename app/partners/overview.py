@@ -21,7 +21,7 @@ from functools import lru_cache
 from operator import attrgetter
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import ConfigDict, create_model
 from sqlalchemy import func, literal, select
 
 from app.core.money import format_money
@@ -61,7 +61,7 @@ class Column:
     name: str
     type: Any  # of the JSON field
     sql: Callable[[str], tuple[Any, ...]]  # the labelled expressions it reads, per dialect
-    json: Callable[[Row], Any]
+    json: Callable[[Row], Any]  # the JSON value, ready to serialize (str, int, bool, None...)
     csv: Callable[[Row], str]
     xlsx: Cell
     sort: SortField | None = None
@@ -118,8 +118,28 @@ def _tags_sql(dialect: str) -> tuple[Any, ...]:
     return (names.with_only_columns(agg).scalar_subquery().label("tags"),)
 
 
-def _owner(row: Row) -> UserRef | None:
-    return UserRef.model_construct(id=row.owner_id, name=row.owner_name) if row.owner_id else None
+def _owner(row: Row) -> dict[str, str] | None:
+    """``UserRef`` as JSON."""
+    return {"id": str(row.owner_id), "name": row.owner_name} if row.owner_id else None
+
+
+# --- JSON values (as the row schema's types serialize them) --------------------------------
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _money_json(value: Decimal | None) -> str | None:
+    return None if value is None else format_money(value)
+
+
+def _utc_json(value: Any) -> str | None:
+    return None if value is None else format_utc(value)
+
+
+def _date_json(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def _partner(
@@ -130,6 +150,7 @@ def _partner(
     width: float,
     *,
     sort: SortField | None = None,
+    to_json: Callable[[Any], Any] = _as_is,
 ) -> Column:
     """A column that is the partner's own column of the same name."""
     get = attrgetter(name)
@@ -138,7 +159,7 @@ def _partner(
         name,
         json_type,
         lambda dialect: (column,),
-        get,
+        get if to_json is _as_is else lambda row: to_json(get(row)),
         lambda row: cell(get(row)),
         Cell(kind, get, width),
         sort,
@@ -161,6 +182,7 @@ OVERVIEW_COLUMNS: tuple[Column, ...] = (
         "money",
         15,
         sort=SortField.of(Partner.credit_limit),
+        to_json=_money_json,
     ),
     _partner(
         "debtor_balance",
@@ -169,8 +191,16 @@ OVERVIEW_COLUMNS: tuple[Column, ...] = (
         "money",
         15,
         sort=SortField.of(Partner.debtor_balance),
+        to_json=_money_json,
     ),
-    _partner("debtor_balance_synced_at", UTCDateTime | None, _utc_cell, "datetime", 22),
+    _partner(
+        "debtor_balance_synced_at",
+        UTCDateTime | None,
+        _utc_cell,
+        "datetime",
+        22,
+        to_json=_utc_json,
+    ),
     _partner(
         "credit_limit_exceeded",
         bool,
@@ -186,6 +216,7 @@ OVERVIEW_COLUMNS: tuple[Column, ...] = (
         "money",
         15,
         sort=SortField.of(Partner.uninvoiced_total),
+        to_json=_money_json,
     ),
     Column(
         "tags",
@@ -202,6 +233,7 @@ OVERVIEW_COLUMNS: tuple[Column, ...] = (
         "date",
         14,
         sort=SortField.of(Partner.latest_sales_delivery_date),
+        to_json=_date_json,
     ),
     Column(
         "owner",
@@ -216,7 +248,7 @@ OVERVIEW_COLUMNS: tuple[Column, ...] = (
         "customer_stage",
         CustomerStage,
         lambda dialect: (Partner.customer_stage,),
-        json=lambda row: CustomerStage(row.customer_stage),
+        json=attrgetter("customer_stage"),
         csv=lambda row: row.customer_stage,
         xlsx=Cell("text", attrgetter("customer_stage"), 12),
         # Every overview row has a stage, so its rank is never null here.
@@ -274,14 +306,6 @@ OverviewRow = create_model(
 )
 
 
-@lru_cache(maxsize=256)
-def _row_model(names: tuple[str, ...]) -> type[BaseModel]:
-    """The row of a saved view's columns: those fields, in that order (serialized as is; the
-    contract's schema stays ``OverviewRow``)."""
-    fields: dict[str, Any] = {name: _ROW_FIELDS[name] for name in names}
-    return create_model("OverviewRow", __base__=ResponseModel, __module__=__name__, **fields)
-
-
 @lru_cache(maxsize=4)
 def _selected(dialect: str) -> tuple[Any, ...]:
     """The labelled expressions of every column, built once per dialect (the tags subquery
@@ -298,10 +322,10 @@ def overview_select(dialect: str, company_id: Any, f: PartnerFilter | None = Non
     return stmt.where(*filter_conditions(company_id, f)) if f is not None else stmt
 
 
-def row_of(row: Row, columns: Sequence[str] | None = None) -> BaseModel:
-    """An overview row from a result row, without validation: the database is the source.
-    ``columns``: only these fields, in this order (a saved view's; None: all)."""
+def row_of(row: Row, columns: Sequence[str] | None = None) -> dict[str, Any]:
+    """An overview row as JSON (``OverviewRow``'s fields, serialized) from a result row,
+    without validation: the database is the source. ``columns``: only these fields, in this
+    order (a saved view's; None: all)."""
     if columns is None:
-        return OverviewRow.model_construct(**{c.name: c.json(row) for c in OVERVIEW_COLUMNS})
-    model = _row_model(tuple(columns))
-    return model.model_construct(**{name: _BY_NAME[name].json(row) for name in columns})
+        return {c.name: c.json(row) for c in OVERVIEW_COLUMNS}
+    return {name: _BY_NAME[name].json(row) for name in columns}
