@@ -369,7 +369,9 @@ def seed(
             partners=partners,
             orders=orders,
             seed_value=seed_value,
-            progress=lambda msg: typer.echo(f"  {msg}", err=True),
+            progress=lambda msg: typer.echo(
+                f"  {msg} ({time.monotonic() - started:.1f} s)", err=True
+            ),
         )
     typer.echo(
         f"seeded {report.partners} partners, {report.orders} orders, {report.lines} lines "

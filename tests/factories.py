@@ -10,10 +10,12 @@ from sqlalchemy.orm import Session
 
 from app.auth.dependencies import Principal
 from app.companies import service as company_service
-from app.models import Company, Partner, User
+from app.models import Company, Partner, SalesOrder, User
 from app.models.enums import Scope
 from app.partners import service as partner_service
 from app.partners.schemas import PartnerCreate
+from app.sales_orders import service as order_service
+from app.sales_orders.schemas import SalesOrderCreate
 from app.tags import service as tag_service
 from app.tags.schemas import TagCreate
 from app.tokens import service as token_service
@@ -76,4 +78,28 @@ def make_partner(session: Session, tenant: Tenant, **overrides: Any) -> Partner:
     data = {"name": "Nordic Deli A/S", "country": "DK", **overrides}
     return partner_service.create(
         session=session, principal=tenant.principal, data=PartnerCreate(**data)
+    )
+
+
+def make_order(
+    session: Session,
+    tenant: Tenant,
+    partner_number: int,
+    lines: list[dict[str, Any]] | None = None,
+    **fields: Any,
+) -> SalesOrder:
+    """An order through the service (as ``POST /sales-orders`` makes it), without HTTP."""
+    body = {
+        "partner_number": partner_number,
+        "lines": lines or [{"description": "Goods", "quantity": "1", "unit_price": "100.00"}],
+        **fields,
+    }
+    return order_service.create(
+        session=session, principal=tenant.principal, data=SalesOrderCreate(**body)
+    )
+
+
+def transition_order(session: Session, tenant: Tenant, number: int, action: str) -> SalesOrder:
+    return order_service.transition(
+        session=session, principal=tenant.principal, number=number, action=action
     )

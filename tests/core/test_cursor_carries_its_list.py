@@ -14,22 +14,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session
 
 from app.core.pagination import fingerprint
 from tests.conftest import Api, assert_problem
+from tests.factories import Tenant, make_order, make_partner, transition_order
 from tests.helpers import (
     ORDERS,
     OVERVIEW,
     PARTNERS,
     USERS,
     assert_loc,
-    create_order,
     create_partner,
     create_tag,
     create_user,
     line,
     ok,
-    transition,
     walk,
 )
 
@@ -107,9 +107,10 @@ CASES = [
 
 
 @pytest.fixture
-def data(api: Api) -> None:
+def data(session: Session, tenant: Tenant) -> None:
     """Twelve partners in two countries and three stages (some without a credit limit),
-    and orders of several statuses, some without a delivery date."""
+    and orders of several statuses, some without a delivery date (made through the
+    services: the lists under test are read over HTTP)."""
     stages = ["lead", "active", "lost", None]
     for i in range(12):
         fields: dict[str, Any] = {
@@ -120,14 +121,16 @@ def data(api: Api) -> None:
             fields["customer_stage"] = stages[i % 4]
         if i % 2:
             fields["credit_limit"] = f"{100 * (i % 5)}.00"
-        partner = create_partner(api, **fields)
+        partner = make_partner(session, tenant, **fields)
         for j in range(2):
             delivery = {"delivery_date": f"2025-0{1 + (i + j) % 3}-1{j}"} if (i + j) % 3 else {}
-            order = create_order(api, partner["number"], [line("1", f"{10 + i}.00")], **delivery)
+            order = make_order(
+                session, tenant, partner.number, [line("1", f"{10 + i}.00")], **delivery
+            )
             if (i + j) % 4 == 1:
-                ok(transition(api, order["number"], "deliver"))
+                transition_order(session, tenant, order.number, "deliver")
             elif (i + j) % 4 == 2:
-                ok(transition(api, order["number"], "cancel"))
+                transition_order(session, tenant, order.number, "cancel")
 
 
 def _keys(case: ListCase, items: list[dict[str, Any]]) -> list[Any]:
