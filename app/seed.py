@@ -376,8 +376,9 @@ def seed(
             .where(NumberSequence.company_id == company_id, NumberSequence.kind == kind)
             .values(last_value=value)
         )
-    ids = [pid for pid, _c, _o in partner_rows]
-    repair_partner_totals(session, company_id, ids)
+    # Every partner of the company in one statement (the company's orders scanned once); only
+    # those whose columns change are written.
+    repair_partner_totals(session, company_id, None)
     company_row = session.get(Company, company_id)
     assert company_row is not None
     PartnerRepository(session, company_id).refresh_credit_states(company_row.credit_check)

@@ -8,8 +8,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, update
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.orm import Session, aliased, joinedload, selectinload
 
 from app.core.money import quantize_money
 from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
@@ -185,26 +185,67 @@ def partner_total_drift(
     return list(session.execute(stmt).all())
 
 
+def _partner_totals(company_id: uuid.UUID, partner_ids: list[Any] | None) -> Any:
+    """Per partner of the company (of ``partner_ids``; None: every one), its uninvoiced total
+    and latest delivery date, as ``uninvoiced_total_of`` and ``latest_delivery_date_of`` define
+    them, from one pass over its orders: a join for a few partners, one scan of the company's
+    orders for all of them."""
+    p = aliased(Partner, name="p")
+    uninvoiced = case((SalesOrder.status.in_(UNINVOICED_STATUSES), SalesOrder.total_base))
+    not_cancelled = SalesOrder.status != SalesOrderStatus.cancelled.value
+    stmt = (
+        select(
+            p.id.label("id"),
+            func.coalesce(func.sum(uninvoiced), Decimal("0")).label("uninvoiced_total"),
+            func.max(case((not_cancelled, SalesOrder.delivery_date))).label("latest"),
+        )
+        .select_from(p)
+        .outerjoin(
+            SalesOrder, (SalesOrder.company_id == p.company_id) & (SalesOrder.partner_id == p.id)
+        )
+        .where(p.company_id == company_id)
+        .group_by(p.id)
+    )
+    if partner_ids is not None:
+        stmt = stmt.where(p.id.in_(partner_ids))
+    return stmt.subquery("totals")
+
+
 def repair_partner_totals(
     session: Session,
     company_id: uuid.UUID,
-    partner_ids: list[Any],
+    partner_ids: list[Any] | None,
     *,
     credit_check: str | None = None,
 ) -> None:
-    """Recompute the maintained columns of these partners from their orders (set-based).
+    """Recompute the maintained columns of these partners (None: every partner of the
+    company, in one statement) from their orders (set-based); those already right are left
+    as they are.
 
     With the company's ``credit_check`` their credit state follows the new uninvoiced totals
     too, as after an order write (the caller has locked them).
     """
-    for start in range(0, len(partner_ids), 1000):
-        chunk = partner_ids[start : start + 1000]
+    chunks = (
+        [None]
+        if partner_ids is None
+        else [partner_ids[start : start + 1000] for start in range(0, len(partner_ids), 1000)]
+    )
+    for chunk in chunks:
+        totals = _partner_totals(company_id, chunk)
         session.execute(
             update(Partner)
-            .where(Partner.company_id == company_id, Partner.id.in_(chunk))
+            .where(
+                Partner.company_id == company_id,
+                Partner.id == totals.c.id,
+                # A partner whose columns are right is not written (nor its version moved).
+                or_(
+                    Partner.uninvoiced_total != totals.c.uninvoiced_total,
+                    Partner.latest_sales_delivery_date.is_distinct_from(totals.c.latest),
+                ),
+            )
             .values(
-                uninvoiced_total=uninvoiced_total_of(Partner.company_id, Partner.id),
-                latest_sales_delivery_date=latest_delivery_date_of(Partner.company_id, Partner.id),
+                uninvoiced_total=totals.c.uninvoiced_total,
+                latest_sales_delivery_date=totals.c.latest,
                 version=Partner.version + 1,
                 updated_at=utcnow(),
             )
@@ -212,13 +253,12 @@ def repair_partner_totals(
         )
         if credit_check is not None:
             exceeded = exceeded_sql(credit_check)
+            changed = [Partner.company_id == company_id, Partner.credit_limit_exceeded != exceeded]
+            if chunk is not None:
+                changed.append(Partner.id.in_(chunk))
             session.execute(
                 update(Partner)
-                .where(
-                    Partner.company_id == company_id,
-                    Partner.id.in_(chunk),
-                    Partner.credit_limit_exceeded != exceeded,
-                )
+                .where(*changed)
                 .values(credit_limit_exceeded=exceeded)
                 .execution_options(synchronize_session=False)
             )

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import structlog
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, event, select, text, update
+from sqlalchemy import delete, event, func, select, text, update
 from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
@@ -418,3 +418,35 @@ def test_the_seed_leaves_its_tables_analyzed(committed_db: Database) -> None:
                 assert estimate == rows, (table, estimate, rows)
     finally:
         _remove_company(committed_db, tenant.company.id)
+
+
+def test_the_seed_computes_every_partners_totals_and_a_repair_finds_nothing_to_write(
+    committed_db: Database,
+) -> None:
+    tenant = _seeded(committed_db, 300, 600)
+    company_id = tenant.company.id
+    try:
+        with committed_db.session() as s:
+            assert partner_total_drift(s, company_id) == []
+            with_orders = s.scalar(
+                select(func.count())
+                .select_from(Partner)
+                .where(Partner.company_id == company_id, Partner.uninvoiced_total > 0)
+            )
+            assert with_orders, "the seed's orders must reach some partners' totals"
+            versions = dict(
+                s.execute(
+                    select(Partner.id, Partner.version).where(Partner.company_id == company_id)
+                ).all()
+            )
+            repair_partner_totals(s, company_id, None)
+            repair_partner_totals(s, company_id, list(versions)[:50])
+            after = dict(
+                s.execute(
+                    select(Partner.id, Partner.version).where(Partner.company_id == company_id)
+                ).all()
+            )
+            assert after == versions  # nothing was wrong, so nothing was written
+            s.rollback()
+    finally:
+        _remove_company(committed_db, company_id)
