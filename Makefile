@@ -77,8 +77,12 @@ openapi: install
 clean:
 	rm -rf $(VENV) *.egg-info crm.db crm.db-*
 
-## bench: seed (first time), serve with several workers, measure; figures in bench/results/
+## bench: seed (first time), serve with several workers, measure with wrk (installed from
+## Debian's packages when missing); figures in bench/results/
 bench: install-dev
+	@command -v wrk >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
+	  $$SUDO apt-get install -y -q wrk >/dev/null || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q wrk >/dev/null; }; }
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 ## soak: mixed traffic at 64 clients for 60 s against several workers (SOAK_ARGS to change)
