@@ -376,8 +376,8 @@ def seed(
             .where(NumberSequence.company_id == company_id, NumberSequence.kind == kind)
             .values(last_value=value)
         )
-    # Every partner of the company in one statement (the company's orders scanned once); only
-    # those whose columns change are written.
+    # Every partner of the company at once (the company's orders scanned once); only those
+    # whose columns change are written.
     repair_partner_totals(session, company_id, None)
     company_row = session.get(Company, company_id)
     assert company_row is not None

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select, update
-from sqlalchemy.orm import Session, aliased, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.core.money import quantize_money
 from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
@@ -186,28 +186,23 @@ def partner_total_drift(
 
 
 def _partner_totals(company_id: uuid.UUID, partner_ids: list[Any] | None) -> Any:
-    """Per partner of the company (of ``partner_ids``; None: every one), its uninvoiced total
-    and latest delivery date, as ``uninvoiced_total_of`` and ``latest_delivery_date_of`` define
-    them, from one pass over its orders: a join for a few partners, one scan of the company's
-    orders for all of them."""
-    p = aliased(Partner, name="p")
+    """Per partner of the company that has orders (of ``partner_ids``; None: every one), its
+    uninvoiced total and latest delivery date, as ``uninvoiced_total_of`` and
+    ``latest_delivery_date_of`` define them, from one pass over its orders (one scan of the
+    company's orders for all of them)."""
     uninvoiced = case((SalesOrder.status.in_(UNINVOICED_STATUSES), SalesOrder.total_base))
     not_cancelled = SalesOrder.status != SalesOrderStatus.cancelled.value
     stmt = (
         select(
-            p.id.label("id"),
+            SalesOrder.partner_id.label("id"),
             func.coalesce(func.sum(uninvoiced), Decimal("0")).label("uninvoiced_total"),
             func.max(case((not_cancelled, SalesOrder.delivery_date))).label("latest"),
         )
-        .select_from(p)
-        .outerjoin(
-            SalesOrder, (SalesOrder.company_id == p.company_id) & (SalesOrder.partner_id == p.id)
-        )
-        .where(p.company_id == company_id)
-        .group_by(p.id)
+        .where(SalesOrder.company_id == company_id)
+        .group_by(SalesOrder.partner_id)
     )
     if partner_ids is not None:
-        stmt = stmt.where(p.id.in_(partner_ids))
+        stmt = stmt.where(SalesOrder.partner_id.in_(partner_ids))
     return stmt.subquery("totals")
 
 
@@ -219,8 +214,8 @@ def repair_partner_totals(
     credit_check: str | None = None,
 ) -> None:
     """Recompute the maintained columns of these partners (None: every partner of the
-    company, in one statement) from their orders (set-based); those already right are left
-    as they are.
+    company, with one scan of its orders) from their orders (set-based); those already right
+    are left as they are.
 
     With the company's ``credit_check`` their credit state follows the new uninvoiced totals
     too, as after an order write (the caller has locked them).
@@ -232,6 +227,30 @@ def repair_partner_totals(
     )
     for chunk in chunks:
         totals = _partner_totals(company_id, chunk)
+        in_chunk = [Partner.company_id == company_id]
+        if chunk is not None:
+            in_chunk.append(Partner.id.in_(chunk))
+        # Partners without orders: nothing uninvoiced, no delivery date.
+        has_orders = (
+            select(SalesOrder.id)
+            .where(SalesOrder.company_id == Partner.company_id, SalesOrder.partner_id == Partner.id)
+            .exists()
+        )
+        session.execute(
+            update(Partner)
+            .where(
+                *in_chunk,
+                ~has_orders,
+                or_(Partner.uninvoiced_total != 0, Partner.latest_sales_delivery_date.is_not(None)),
+            )
+            .values(
+                uninvoiced_total=Decimal("0"),
+                latest_sales_delivery_date=None,
+                version=Partner.version + 1,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
         session.execute(
             update(Partner)
             .where(
@@ -253,12 +272,9 @@ def repair_partner_totals(
         )
         if credit_check is not None:
             exceeded = exceeded_sql(credit_check)
-            changed = [Partner.company_id == company_id, Partner.credit_limit_exceeded != exceeded]
-            if chunk is not None:
-                changed.append(Partner.id.in_(chunk))
             session.execute(
                 update(Partner)
-                .where(*changed)
+                .where(*in_chunk, Partner.credit_limit_exceeded != exceeded)
                 .values(credit_limit_exceeded=exceeded)
                 .execution_options(synchronize_session=False)
             )
