@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from sqlalchemy import DateTime, MetaData, Numeric
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.types import TypeDecorator
 
 from app.core.money import MONEY_MAX_DIGITS
@@ -96,3 +98,19 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def fill_collection(
+    parents: Sequence[Any], attribute: str, keyed_children: Iterable[tuple[Any, Any]]
+) -> None:
+    """Set ``attribute`` (a one-to-many or many-to-many collection) of each of ``parents``, as
+    loaded, from ``(parent id, child)`` pairs in the collection's order: the children of a
+    page of parents read by one statement of the form their index answers,
+    ``company_id = :company AND parent_id IN (...)``. (SQLAlchemy's selectin loading of a
+    composite key sends ``(company_id, parent_id) IN ((...), ...)``, which PostgreSQL plans
+    as one probe per parent, and for a join once per row of the other table.)"""
+    grouped: dict[Any, list[Any]] = {}
+    for parent_id, child in keyed_children:
+        grouped.setdefault(parent_id, []).append(child)
+    for parent in parents:
+        set_committed_value(parent, attribute, grouped.get(parent.id, []))

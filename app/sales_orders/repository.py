@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select, update
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from app.core.money import quantize_money
 from app.core.pagination import PageRequest, RawPage, SortField, Sorting, paginate
-from app.db.base import utcnow
-from app.models import Partner, SalesOrder
+from app.db.base import fill_collection, utcnow
+from app.models import Partner, SalesOrder, SalesOrderLine
 from app.models.enums import UNINVOICED_STATUSES, SalesOrderStatus
 from app.partners.repository import exceeded_sql
 from app.sales_orders.schemas import SalesOrderFilter
@@ -75,12 +76,22 @@ class SalesOrderRepository:
         return (
             select(SalesOrder)
             .where(SalesOrder.company_id == self.company_id)
-            .options(
-                selectinload(SalesOrder.lines),
-                joinedload(SalesOrder.partner),
-                joinedload(SalesOrder.owner),
-            )
+            .options(joinedload(SalesOrder.partner), joinedload(SalesOrder.owner))
         )
+
+    def _with_lines(self, orders: Sequence[SalesOrder]) -> None:
+        """Load the lines of ``orders``, read afresh, with one statement
+        (``fill_collection``)."""
+        if not orders:
+            return
+        lines = self.session.scalars(
+            select(SalesOrderLine)
+            .where(SalesOrderLine.company_id == self.company_id)
+            .where(SalesOrderLine.order_id.in_([order.id for order in orders]))
+            .order_by(SalesOrderLine.position)
+            .execution_options(populate_existing=True)
+        )
+        fill_collection(orders, "lines", ((line.order_id, line) for line in lines))
 
     def get(self, number: int, *, for_update: bool = False) -> SalesOrder | None:
         stmt = (
@@ -91,6 +102,8 @@ class SalesOrderRepository:
         if for_update:
             stmt = stmt.with_for_update(of=SalesOrder)
         order: SalesOrder | None = self.session.scalar(stmt)
+        if order is not None:
+            self._with_lines([order])
         return order
 
     def partner_id_of(self, number: int) -> uuid.UUID | None:
@@ -102,7 +115,9 @@ class SalesOrderRepository:
 
     def list_(self, f: SalesOrderFilter, page: PageRequest) -> RawPage[SalesOrder]:
         stmt = self._select().where(*self._conditions(f))
-        return paginate(self.session, stmt, sorting=SALES_ORDER_SORTING, request=page)
+        result = paginate(self.session, stmt, sorting=SALES_ORDER_SORTING, request=page)
+        self._with_lines(result.rows)
+        return result
 
     def _conditions(self, f: SalesOrderFilter) -> list[Any]:
         conditions: list[Any] = []

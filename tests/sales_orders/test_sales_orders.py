@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from tests.conftest import Api, assert_problem
@@ -566,3 +568,30 @@ def test_deleting_a_partner_with_orders_is_409_partner_has_sales_orders(api: Api
     # A partner without orders can still be deleted.
     q = create_partner(api)
     assert api.delete(f"{PARTNERS}/{q['number']}").status_code == 204
+
+
+def test_an_order_page_reads_its_orders_lines_in_one_statement_by_company(
+    api: Api, db: Any
+) -> None:
+    partner = create_partner(api)["number"]
+    create_order(api, partner, [line("1", "10.00", description=d) for d in ("Rye", "Oat", "Malt")])
+    create_order(api, partner, [line("2", "5.00", description="Barley")])
+    statements: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        items = ok(api.get(ORDERS))["items"]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    assert [[item["description"] for item in order["lines"]] for order in items] == [
+        ["Rye", "Oat", "Malt"],
+        ["Barley"],
+    ]
+    related = [s for s in statements if "FROM sales_order_lines" in s]
+    assert len(related) == 1, related
+    # The form the (company_id, order_id) index answers (see fill_collection).
+    assert not re.search(r"\(\w+\.company_id, \w+\.order_id\) IN", related[0]), related[0]
+    assert re.search(r"\w+\.company_id = \S+ AND \w+\.order_id IN", related[0]), related[0]
