@@ -169,7 +169,7 @@ class PartnerRepository:
             .order_by(Tag.name_key)
             .execution_options(**fresh)
         )
-        fill_collection(partners, "tags", ((row[0], row[1]) for row in tags))
+        fill_collection(partners, "tags", tags)  # rows of (partner id, tag)
 
     def _one(self, where: Any, *, for_update: bool, related: bool) -> Partner | None:
         """One partner, read afresh (locked if ``for_update``); with its locations, tags and
