@@ -21,7 +21,7 @@ from app.events import outbox
 from app.events.types import EventType
 from app.models import Partner
 from app.partners.overview import overview_select, row_of
-from app.partners.repository import PartnerRepository
+from app.partners.repository import EVENT_CHUNK, PartnerRepository
 from app.partners.schemas import PartnerRead
 
 CHUNK = 1000
@@ -201,6 +201,15 @@ def _in_database(
                 {k: v for k, v in types.items() if v},
                 lambda session, first, at: repo.insert_read_events(
                     changed, created, first=first, at=at
+                ),
+                rows=(
+                    (
+                        lambda seq, from_, suffix, at: repo.read_event_rows(
+                            changed, created, seq=seq, from_=from_, suffix=suffix, at=at
+                        )
+                    )
+                    if len(changed) <= EVENT_CHUNK
+                    else None
                 ),
             )
         )

@@ -183,6 +183,24 @@ class PartnerRepository:
             self._with_related([partner])
         return partner
 
+    def queue_for(self, number: int) -> None:
+        """Wait in turn for partner ``number``: call before locking its row (the order
+        writers do, for a partner that takes many orders at once).
+
+        PostgreSQL's queue for a row lock is not first come, first served: a transaction
+        that arrives just as the holder commits can take the row ahead of those waiting, and
+        again and again (16 clients ordering for 5 partners: p99 1.75 s at p50 0.2 s). A
+        transaction-level advisory lock on (company, partner number) is granted in arrival
+        order by the lock manager, so writers reach the row in turn (p99 0.75 s there). A
+        clash of two keys' hashes only makes two partners take turns. SQLite needs none: its
+        one write transaction at a time is the turn."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        self.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(CAST(:c AS text)), :n)"),
+            {"c": str(self.company_id), "n": number},
+        )
+
     def get(self, number: int, *, for_update: bool = False, related: bool = True) -> Partner | None:
         return self._one(Partner.number == number, for_update=for_update, related=related)
 
@@ -260,6 +278,29 @@ class PartnerRepository:
                 },
             )
             _all_written(result, len(chunk), "partner")
+
+    def read_event_rows(
+        self,
+        numbers: list[int],
+        created: list[int],
+        *,
+        seq: str,
+        from_: str,
+        suffix: str,
+        at: datetime,
+    ) -> tuple[str, dict[str, Any]]:
+        """The SELECT of :meth:`insert_read_events` for at most EVENT_CHUNK partners, for the
+        outbox to insert with its other events in one statement: numbered from ``seq`` + 1
+        (an SQL expression over ``from_``), its parameters named with ``suffix``."""
+        assert len(numbers) <= EVENT_CHUNK
+        made = set(created)
+        sql = _READ_EVENT_ROWS.format(seq=seq, s=suffix, from_=from_)
+        return sql, {
+            f"company_id{suffix}": self.company_id,
+            f"numbers{suffix}": sorted(numbers),
+            f"created{suffix}": [n for n in numbers if n in made],
+            f"at{suffix}": at,
+        }
 
     def insert_stage_events(
         self,
@@ -530,13 +571,12 @@ def _all_written(result: Any, expected: int, kind: str) -> None:
 # its data PartnerRead as PostgreSQL builds it (field for field, in its order): money as NUMERIC
 # text ("1234.50"), instants as the API writes them (UTC, microseconds, "Z"), tags by name_key,
 # locations by position, the owner from the maintained owner_id/owner_name.
-_INSERT_READ_EVENTS = """
-INSERT INTO events (company_id, seq, id, type, occurred_at, data)
+_READ_EVENT_ROWS = """
 SELECT p.company_id,
-       :first - 1 + row_number() OVER (ORDER BY p.number),
+       {seq} + row_number() OVER (ORDER BY p.number),
        'evt_' || replace(gen_random_uuid()::text, '-', ''),
-       CASE WHEN p.number = ANY(:created) THEN 'partner.created' ELSE 'partner.updated' END,
-       :at,
+       CASE WHEN p.number = ANY(:created{s}) THEN 'partner.created' ELSE 'partner.updated' END,
+       :at{s},
        json_build_object(
     'id', p.id, 'number', p.number, 'name', p.name, 'country', p.country,
     'vat_id', p.vat_id, 'currency', p.currency, 'email', p.email, 'phone', p.phone,
@@ -566,9 +606,14 @@ SELECT p.company_id,
     'created_at', to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
     'updated_at', to_char(p.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
        )::text
-FROM partners p
-WHERE p.company_id = :company_id AND p.number = ANY(:numbers)
+FROM partners p{from_}
+WHERE p.company_id = :company_id{s} AND p.number = ANY(:numbers{s})
 """
+
+_INSERT_READ_EVENTS = "INSERT INTO events (company_id, seq, id, type, occurred_at, data)\n" + (
+    _READ_EVENT_ROWS.format(seq=":first - 1", s="", from_="")
+)
+
 
 _INSERT_STAGE_EVENTS = """
 INSERT INTO events (company_id, seq, id, type, occurred_at, data)

@@ -1,9 +1,10 @@
 """Sales order use-cases.
 
-Every write locks the order's partner row first, then changes the order, then recomputes the
-partner's maintained columns (uninvoiced total, latest delivery date) from its orders, all in
-one transaction. Writers of one partner therefore take turns, and each recomputation sees
-every order committed before it: the columns stay exact under concurrent writers.
+Every write waits for its partner's turn and locks the partner row first, then changes the
+order and the partner's maintained columns (uninvoiced total, latest delivery date), all in
+one transaction. Writers of one partner therefore take turns, and the columns stay exact under
+concurrent writers: a new order adds itself to them; an edit or a transition recomputes them
+from the partner's orders, seeing every order committed before it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.dependencies import Principal
 from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
@@ -27,7 +29,7 @@ from app.db.session import Database
 from app.events import outbox
 from app.events.types import EventType
 from app.idempotency.service import Idempotency
-from app.models import Company, Partner, SalesOrder, SalesOrderLine
+from app.models import Company, Partner, SalesOrder, SalesOrderLine, User
 from app.models.enums import (
     UNINVOICED_STATUSES,
     CreditEnforcement,
@@ -223,15 +225,31 @@ def _refresh_partner(
         session.flush()
 
 
+def _add_to_partner(partner: Partner, order: SalesOrder, credit_check: str) -> None:
+    """Add a new order to its (locked) partner's maintained columns: the same as recomputing
+    them from its orders (``_refresh_partner``) without reading them, so an order for a
+    partner with thousands of orders costs what it costs for one with none."""
+    assert order.status in UNINVOICED_STATUSES  # a new order is open: it counts
+    uninvoiced = partner.uninvoiced_total + order.total_base
+    latest = partner.latest_sales_delivery_date
+    if order.delivery_date is not None and (latest is None or order.delivery_date > latest):
+        latest = order.delivery_date
+    changed = uninvoiced != partner.uninvoiced_total or latest != partner.latest_sales_delivery_date
+    partner.uninvoiced_total = uninvoiced
+    partner.latest_sales_delivery_date = latest
+    if credit.refresh(partner, credit_check) or changed:
+        partner.updated_at = utcnow()
+
+
 def _lock_partner_of(session: Session, principal: Principal, number: int) -> Partner:
     """Lock the partner of order ``number`` (before the order: one lock order everywhere)."""
     orders = SalesOrderRepository(session, principal.company_id)
-    partner_id = orders.partner_id_of(number)
-    if partner_id is None:
+    found = orders.partner_of(number)
+    if found is None:
         raise _not_found(number)
-    partner = PartnerRepository(session, principal.company_id).get_by_id(
-        partner_id, for_update=True, related=False
-    )
+    partners = PartnerRepository(session, principal.company_id)
+    partners.queue_for(found[1])
+    partner = partners.get_by_id(found[0], for_update=True, related=False)
     if partner is None:  # pragma: no cover - the foreign key makes this impossible
         raise _not_found(number)
     partner_events.touched(session, principal.company_id, [partner])
@@ -260,6 +278,7 @@ def create(
 ) -> SalesOrder:
     partners = PartnerRepository(session, principal.company_id)
     orders = SalesOrderRepository(session, principal.company_id)
+    partners.queue_for(data.partner_number)
     partner = partners.get(data.partner_number, for_update=True, related=False)
     if partner is None:
         raise ValidationFailed(
@@ -285,13 +304,8 @@ def create(
         )
     currency = data.currency or partner.currency
     rate = _exchange_rate(company.base_currency, currency, data.exchange_rate)
-    # The number first: its lock orders creations, so the newest has the highest number
-    # and the latest created_at.
-    number = next_number(session, principal.company_id, "sales_order")
-    now = utcnow()
     order = SalesOrder(
         company_id=principal.company_id,
-        number=number,
         partner_id=partner.id,
         status=SalesOrderStatus.open.value,
         order_date=data.order_date or datetime.now(UTC).date(),
@@ -300,13 +314,10 @@ def create(
         exchange_rate=rate,
         reference=data.reference,
         owner_id=data.owner_id if data.owner_id is not None else partner.owner_id,
-        created_at=now,
-        updated_at=now,
     )
     order.lines = _line_rows(order, data.lines)
     order.total = order_total(order.lines)
     order.total_base = base_total(order.total, rate)
-    orders.add(order)
     change_stage(
         session=session,
         company_id=principal.company_id,
@@ -314,14 +325,29 @@ def create(
         stage=CustomerStage.active,
         reason=StageChangeReason.sales_order_created,
         actor_id=principal.user.id,
-        at=now,
+        at=utcnow(),
     )
-    _refresh_partner(session, partner, orders, principal.company.credit_check)
-    created = _changed(session, principal, orders, order.number, "created")
+    _add_to_partner(partner, order, company.credit_check)
+    owner = None if order.owner_id is None else session.get(User, (company.id, order.owner_id))
+    set_committed_value(order, "owner", owner)
+    set_committed_value(order, "partner", partner)
+    # The number last, just before the commit: its counter row stays locked until the commit,
+    # so creations of the whole company take turns only for the order's INSERTs and the
+    # commit. Numbered under that lock, the newest order has the highest number and the
+    # latest created_at.
+    order.number = next_number(session, principal.company_id, "sales_order")
+    order.created_at = order.updated_at = utcnow()
+    orders.add(order)
+    outbox.emit(
+        session,
+        principal.company_id,
+        EventType.sales_order_created,
+        read(order, company.base_currency).model_dump(mode="json"),
+    )
     if idempotency is not None:
-        idempotency.record(session, created)
+        idempotency.record(session, order)
     session.commit()
-    return created
+    return order
 
 
 def update(

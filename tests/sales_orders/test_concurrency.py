@@ -12,20 +12,24 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 
 from app.core.config import Settings
-from app.db.session import Database
+from app.db.session import Database, build_engine
 from app.main import create_app
-from tests.conftest import Api
+from tests.conftest import Api, assert_problem
 from tests.factories import make_tenant
 from tests.helpers import (
     ORDERS,
     OVERVIEW,
+    create_order,
     create_partner,
     get_partner,
+    line,
+    ok,
     ref_line_total,
     stage_history,
+    transition,
     walk,
 )
 
@@ -172,3 +176,40 @@ def test_concurrent_order_writes_on_one_partner_keep_its_columns_exact(
         from app.models import Company
 
         assert s.get(Company, company_id) is None
+
+
+@pytest.mark.postgres_only
+def test_order_writers_of_a_partner_wait_in_its_queue(
+    settings: Settings, committed_db: Database
+) -> None:
+    """Every order write waits for its partner's turn (an advisory lock granted in arrival
+    order) before locking the partner's row: held elsewhere, the writes of that partner
+    wait (here until the lock timeout: 503), those of another partner do not."""
+    with committed_db.session() as s:
+        tenant = make_tenant(s)
+        s.commit()
+    short = settings.model_copy(update={"db_lock_timeout_ms": 200})
+    database = Database(build_engine(short))
+    app = create_app(short, database=database)
+    try:
+        with TestClient(app, raise_server_exceptions=False) as c:
+            api = Api(c, tenant)
+            busy, free = create_partner(api)["number"], create_partner(api)["number"]
+            order = create_order(api, busy, [line("1", "10.00")])["number"]
+            with committed_db.engine.connect() as holder:
+                holder.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(CAST(:c AS text)), :n)"),
+                    {"c": str(tenant.company.id), "n": busy},
+                )
+                blocked = api.post(
+                    ORDERS, json={"partner_number": busy, "lines": [line("1", "1.00")]}
+                )
+                assert_problem(blocked, 503, "lock_timeout")
+                assert_problem(transition(api, order, "deliver"), 503, "lock_timeout")
+                create_order(api, free, [line("1", "1.00")])
+                holder.rollback()
+            ok(transition(api, order, "deliver"))
+            assert get_partner(api, busy)["uninvoiced_total"] == "10.00"
+    finally:
+        database.dispose()
+        _remove_company(committed_db, tenant.company.id)

@@ -75,6 +75,38 @@ def test_create_answers_201_with_location_of_the_new_order(api: Api) -> None:
     assert ok(api.get(r.headers["location"])) == body
 
 
+def test_the_created_answer_its_event_and_a_read_agree(api: Api) -> None:
+    """The new order is answered (and its event rendered) from what was written, not read
+    back: it must read exactly as GET reads it, with the same ETag."""
+    owner = create_user(api, name="Order Owner")
+    p = create_partner(api, owner_id=owner["id"])
+    cases = [
+        {
+            "lines": [
+                line("1.5", "9.99", discount_percent="12.5"),
+                {**line("3", "0.10"), "sku": "B-2"},
+            ]
+        },
+        {
+            "currency": "EUR",
+            "exchange_rate": "7.4601",
+            "reference": "PO-1",
+            "lines": [line("2", "10.5")],
+        },
+        {"owner_id": owner["id"], "delivery_date": "2031-02-03", "lines": [line("1", "0")]},
+    ]
+    for fields in cases:
+        r = api.post(ORDERS, json={"partner_number": p["number"], **fields})
+        assert r.status_code == 201, r.text
+        read = api.get(r.headers["location"])
+        assert r.json() == ok(read)
+        assert r.headers["etag"] == read.headers["etag"]
+        assert r.json()["owner"]["name"] == "Order Owner"
+    events = ok(api.get("/api/v1/events", params={"type": "sales_order.created"}))["items"]
+    created = [e["data"] for e in events if e["type"] == "sales_order.created"]
+    assert created == [get_order(api, n) for n in (1, 2, 3)]
+
+
 def test_order_numbers_start_at_1_per_company_and_increase(api: Api, other_api: Api) -> None:
     p = create_partner(api)
     q = create_partner(other_api)
@@ -595,3 +627,55 @@ def test_an_order_page_reads_its_orders_lines_in_one_statement_by_company(
     # The form the (company_id, order_id) index answers (see fill_collection).
     assert not re.search(r"\(\w+\.company_id, \w+\.order_id\) IN", related[0]), related[0]
     assert re.search(r"\w+\.company_id = \S+ AND \w+\.order_id IN", related[0]), related[0]
+
+
+@pytest.mark.postgres_only
+def test_an_order_holds_the_company_wide_rows_only_for_its_last_statements(
+    api: Api, db: Any
+) -> None:
+    """The company's order and event counters serialise every creation of the company from
+    the statement that locks them to the commit: the order's number is taken after its
+    partner is written, and its events are numbered and inserted by the last statement."""
+    partner = create_partner(api)["number"]
+    create_order(api, partner, [line("1", "10.00")])
+    statements: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    def commit(_conn: Any) -> None:
+        statements.append("COMMIT")
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    event.listen(db.engine, "commit", commit)
+    try:
+        create_order(api, partner, [line("2", "5.00")])
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+        event.remove(db.engine, "commit", commit)
+    begin = next(i for i, s in enumerate(statements) if s.startswith("SELECT partners."))
+    assert statements[begin].endswith("FOR UPDATE OF partners"), statements[begin]
+    # (the tests' sessions commit by releasing a savepoint of the test's transaction)
+    end = next(
+        i
+        for i, s in enumerate(statements)
+        if i > begin and (s == "COMMIT" or s.startswith("RELEASE SAVEPOINT"))
+    )
+    writes = statements[begin:end]
+    counter = [i for i, s in enumerate(writes) if "number_sequences" in s]
+    assert len(counter) == 2, writes  # the order's number, then the events
+    assert writes[-1].startswith("WITH counter AS ( UPDATE number_sequences"), writes[-1]
+    assert "INSERT INTO events" in writes[-1]
+    taken = counter[0]
+    assert any(s.startswith("UPDATE partners") for s in writes[:taken]), writes
+    assert not any(s.startswith("UPDATE partners") for s in writes[taken:]), writes
+    after = [
+        (s.split(" ")[0], re.search(r"(?:INTO|FROM) (\w+)", s).group(1))  # type: ignore[union-attr]
+        for s in writes[taken + 1 : -1]
+    ]
+    # the order, its lines, and the partners' versions (is there a partner event to write?)
+    assert after == [
+        ("INSERT", "sales_orders"),
+        ("INSERT", "sales_order_lines"),
+        ("SELECT", "partners"),
+    ], after
