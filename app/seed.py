@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from app.companies.repository import get_by_slug
@@ -25,7 +25,6 @@ from app.companies.service import create as create_company
 from app.core.money import CENT
 from app.models import (
     Company,
-    NumberSequence,
     Partner,
     PartnerLocation,
     PartnerTag,
@@ -35,6 +34,7 @@ from app.models import (
     User,
 )
 from app.models.enums import STAGE_ORDER
+from app.numbers.repository import last_number, set_last_number
 from app.partners.repository import PartnerRepository
 from app.sales_orders.repository import repair_partner_totals
 
@@ -210,14 +210,7 @@ def seed(
             existing[name.lower()] = tag_id
         tag_ids.append(existing[name.lower()])
 
-    first = (
-        session.scalar(
-            select(NumberSequence.last_value).where(
-                NumberSequence.company_id == company_id, NumberSequence.kind == "partner"
-            )
-        )
-        or 0
-    )
+    first = last_number(session, company_id, "partner")
     partner_rows: list[tuple[uuid.UUID, str, Any]] = []  # id, currency, owner id
 
     def partner_iter() -> Iterator[dict[str, Any]]:
@@ -288,14 +281,7 @@ def seed(
 
     writer.write(PartnerTag, tag_iter())
 
-    first_order = (
-        session.scalar(
-            select(NumberSequence.last_value).where(
-                NumberSequence.company_id == company_id, NumberSequence.kind == "sales_order"
-            )
-        )
-        or 0
-    )
+    first_order = last_number(session, company_id, "sales_order")
     line_rows: list[dict[str, Any]] = []
     lines_written = 0
     start_day = date(2023, 1, 1)
@@ -371,11 +357,7 @@ def seed(
     progress(f"orders: {order_count}, lines: {lines_written}")
 
     for kind, value in (("partner", first + partners), ("sales_order", first_order + order_count)):
-        session.execute(
-            update(NumberSequence)
-            .where(NumberSequence.company_id == company_id, NumberSequence.kind == kind)
-            .values(last_value=value)
-        )
+        set_last_number(session, company_id, kind, value)
     # Every partner of the company at once (the company's orders scanned once); only those
     # whose columns change are written.
     repair_partner_totals(session, company_id, None)

@@ -166,7 +166,10 @@ class Warning(ResponseModel):
 
 class SalesOrderRead(ResponseModel):
     id: uuid.UUID
-    number: int
+    number: int = Field(
+        description="Per company, from 1, never reused; increasing in the order orders are "
+        "created (a creation that fails may leave a gap)"
+    )
     partner_number: int
     status: SalesOrderStatus
     order_date: date

@@ -331,10 +331,9 @@ def create(
     owner = None if order.owner_id is None else session.get(User, (company.id, order.owner_id))
     set_committed_value(order, "owner", owner)
     set_committed_value(order, "partner", partner)
-    # The number last, just before the commit: its counter row stays locked until the commit,
-    # so creations of the whole company take turns only for the order's INSERTs and the
-    # commit. Numbered under that lock, the newest order has the highest number and the
-    # latest created_at.
+    # The number last, once every check has passed and the partner is written: on PostgreSQL
+    # from the company's sequence, which makes no order wait for another (a failure from here
+    # on leaves a gap); on SQLite from the counter (app.numbers.repository).
     order.number = next_number(session, principal.company_id, "sales_order")
     order.created_at = order.updated_at = utcnow()
     orders.add(order)

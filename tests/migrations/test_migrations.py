@@ -18,12 +18,15 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, make_url, text
+from sqlalchemy.orm import Session
 
 import app.models  # noqa: F401  (registers every table on Base.metadata)
+from app.companies.service import create as create_company
 from app.core.config import Settings
 from app.db.base import Base
 from app.db.migrations import downgrade, head_revision, upgrade
 from app.db.session import build_engine
+from app.numbers.repository import next_number
 from tests.conftest import IN_CI, POSTGRES_URL
 
 BACKEND = os.environ.get("CRM_TEST_DATABASE", "sqlite").lower()
@@ -151,3 +154,29 @@ def test_readiness_revision_is_the_single_head() -> None:
 
     heads = ScriptDirectory.from_config(alembic_config()).get_heads()
     assert heads == [head_revision()], f"several migration heads: {heads}"
+
+
+def test_order_numbers_continue_across_0013_both_ways(fresh_engine: Engine) -> None:
+    """0013 moves a company's sales order numbers from its counter row to a sequence of its
+    own (PostgreSQL) and back: either way the next number follows the last one taken."""
+    migrate_up(fresh_engine)
+    with Session(fresh_engine) as s:
+        company_id = create_company(
+            session=s, slug="numbers", name="Numbers", base_currency="DKK"
+        ).id
+        assert [next_number(s, company_id, "sales_order") for _ in range(3)] == [1, 2, 3]
+        s.commit()
+    with fresh_engine.begin() as conn:
+        downgrade(conn, "0012")
+    counter = text(
+        "UPDATE number_sequences SET last_value = last_value + 1 "
+        "WHERE company_id = :c AND kind = 'sales_order' RETURNING last_value"
+    )
+    with fresh_engine.begin() as conn:  # a number taken as revision 0012's code takes it
+        company = company_id if BACKEND == "postgresql" else company_id.hex
+        assert conn.execute(counter, {"c": company}).scalar() == 4
+    migrate_up(fresh_engine)
+    with Session(fresh_engine) as s:
+        assert next_number(s, company_id, "sales_order") == 5
+        assert next_number(s, company_id, "partner") == 1
+        s.commit()
