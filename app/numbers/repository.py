@@ -9,8 +9,8 @@ Two ways to count, one per promise:
   the company waits for the one before it to commit; people create partners one at a time.
 - **A sequence per company** for sales order numbers on PostgreSQL (``numbers_sales_order_<company
   id>``): orders are what many clients and integrations create at once, and a counter row made
-  every order of a company wait for the commit of the one before (see issue notes: the row was
-  most of what hot-partner orders waited on). A sequence never waits: numbers are unique,
+  every order of a company wait for the commit of the one before (measured: with 16 clients
+  ordering for 5 partners, a good part of their waiting was on that row). A sequence never waits: numbers are unique,
   increase in the order they are taken and are never reused; a creation that fails after taking
   its number leaves a gap (the order takes it last, after every check), and two orders created
   at the same moment may commit in the other order. SQLite, one writer at a time, keeps the

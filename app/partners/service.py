@@ -220,7 +220,11 @@ def update(
     except IntegrityError as exc:
         session.rollback()
         raise _integrity(exc) from exc
-    return get(session=session, principal=principal, number=number)
+    # The answer is the partner as written, read under its lock, not read back: only what
+    # was written around the ORM is loaded again (replaced tags; an owner is a relationship).
+    if "owner_id" in changes:
+        session.expire(partner, ["owner"])
+    return partner
 
 
 def delete(*, session: Session, principal: Principal, number: int, if_match: str | None) -> None:

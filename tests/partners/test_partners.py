@@ -13,6 +13,7 @@ from tests.helpers import (
     create_token,
     create_user,
     get_partner,
+    ok,
     partner_count,
     with_token,
 )
@@ -717,3 +718,29 @@ def test_same_accounting_ref_in_another_company_is_allowed(api: Api, other_api: 
 )
 def test_credit_limit_is_shown_with_two_decimals(api: Api, sent: object, shown: str) -> None:
     assert create_partner(api, credit_limit=sent)["credit_limit"] == shown
+
+
+def test_a_patch_answers_exactly_what_a_read_then_shows(api: Api) -> None:
+    """The PATCH answer is rendered from the partner it wrote (not read back): for every kind
+    of change it must equal GET, ETag included."""
+    owner = create_user(api, name="Owner Two")
+    for tag in ("b", "a", "Zed", "alpha"):
+        create_tag(api, tag)
+    p = create_partner(api, tags=["b", "a"], credit_limit="10")
+    changes: list[dict[str, object]] = [
+        {"phone": "+45 1234"},
+        {"credit_limit": "1000", "website": "https://deli.example"},
+        {"owner_id": owner["id"]},
+        {"owner_id": None},
+        {"tags": ["Zed", "alpha"]},
+        {"locations": [{"country": "SE", "city": "Malmö"}, {"country": "DK", "is_primary": True}]},
+        {"customer_stage": "potential", "name": "Renamed"},
+        {"customer_stage": None},
+        {},
+    ]
+    for change in changes:
+        r = api.patch(f"{PARTNERS}/{p['number']}", json=change)
+        assert r.status_code == 200, r.text
+        read = api.get(f"{PARTNERS}/{p['number']}")
+        assert r.json() == ok(read), change
+        assert r.headers["etag"] == read.headers["etag"], change
