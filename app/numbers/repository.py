@@ -10,11 +10,11 @@ Two ways to count, one per promise:
 - **A sequence per company** for sales order numbers on PostgreSQL (``numbers_sales_order_<company
   id>``): orders are what many clients and integrations create at once, and a counter row made
   every order of a company wait for the commit of the one before (measured: with 16 clients
-  ordering for 5 partners, a good part of their waiting was on that row). A sequence never waits: numbers are unique,
-  increase in the order they are taken and are never reused; a creation that fails after taking
-  its number leaves a gap (the order takes it last, after every check), and two orders created
-  at the same moment may commit in the other order. SQLite, one writer at a time, keeps the
-  counter row for orders too: there it costs nothing.
+  ordering for 5 partners, a good part of their waiting was on that row). A sequence never
+  waits: numbers are unique, increase in the order they are taken and are never reused; a
+  creation that fails after taking its number leaves a gap (the order takes it last, after
+  every check), and two orders created at the same moment may commit in the other order.
+  SQLite, one writer at a time, keeps the counter row for orders too: there it costs nothing.
 """
 
 from __future__ import annotations
