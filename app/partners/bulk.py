@@ -115,7 +115,7 @@ def set_stage(
         partners=changing,
         stage=data.customer_stage,
         reason=StageChangeReason.bulk,
-        actor_id=principal.user.id,
+        actor=principal.user,
         at=utcnow(),
     )
     if idempotency is not None:

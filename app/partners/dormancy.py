@@ -74,7 +74,7 @@ def apply(
             partners=rows,
             stage=CustomerStage.inactive,
             reason=StageChangeReason.dormant,
-            actor_id=None,
+            actor=None,
             at=utcnow(),
         )
     if idempotency is not None:

@@ -487,7 +487,7 @@ def _write_updates(
             partners=stage_rows,
             stage=CustomerStage(stage),
             reason=StageChangeReason.import_,
-            actor_id=principal.user.id,
+            actor=principal.user,
             at=now,
         )
     moved = [p for p in updates if p.changes or p.tags_change or p.location]
@@ -625,7 +625,7 @@ def _write_creates(
             partners=rows,
             stage=CustomerStage(stage),
             reason=StageChangeReason.import_,
-            actor_id=principal.user.id,
+            actor=principal.user,
             at=now,
         )
     return numbers

@@ -154,7 +154,7 @@ def create(
             partners=[partner],
             stage=data.customer_stage,
             reason=StageChangeReason.manual,
-            actor_id=principal.user.id,
+            actor=principal.user,
             at=now,
         )
     except IntegrityError as exc:
@@ -212,7 +212,7 @@ def update(
                 partners=[partner],
                 stage=data.customer_stage,
                 reason=StageChangeReason.manual,
-                actor_id=principal.user.id,
+                actor=principal.user,
                 at=now,
             )
         session.flush()

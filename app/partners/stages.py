@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -16,7 +17,17 @@ from app.models.enums import CustomerStage, StageChangeReason
 from app.partners import events
 from app.partners.repository import PartnerRepository, StageRow
 
-__all__ = ["StageRow", "change_stage"]
+__all__ = ["Actor", "StageRow", "change_stage"]
+
+
+class Actor(Protocol):
+    """Who changes a stage: a user (the principal's), by id and name."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def name(self) -> str: ...
 
 
 def change_stage(
@@ -26,12 +37,13 @@ def change_stage(
     partners: Sequence[Partner | StageRow],
     stage: CustomerStage | None,
     reason: StageChangeReason,
-    actor_id: uuid.UUID | None,
+    actor: Actor | None,
     at: datetime,
 ) -> list[StageRow]:
     """Set ``stage`` on these partners (the caller holds their locks); returns those whose
     stage changed. Set-based: one UPDATE and one INSERT of history per chunk, whatever the
-    count; and their events (``partner.stage_changed`` and ``partner.updated``)."""
+    count; and their events (``partner.stage_changed`` and ``partner.updated``). ``actor``
+    is the user who changes them (None: the service itself, e.g. dormancy)."""
     session.flush()  # pending changes first: their versions are the ones to build on
     rows = [p if isinstance(p, StageRow) else StageRow.of(p) for p in partners]
     value = stage.value if stage is not None else None
@@ -39,15 +51,15 @@ def change_stage(
     if changing:
         repo = PartnerRepository(session, company_id)
         events.touched(session, company_id, changing, credit_may_change=False)
+        actor_id = actor.id if actor is not None else None
         repo.set_stage(changing, stage=value, reason=reason.value, actor_id=actor_id, at=at)
-        name = repo.owner_name(actor_id) if actor_id is not None else None
         events.stage_changed(
             session,
             company_id,
             changing,
             stage=value,
             reason=reason.value,
-            changed_by={"id": str(actor_id), "name": name} if actor_id is not None else None,
+            changed_by={"id": str(actor.id), "name": actor.name} if actor is not None else None,
             at=at,
         )
     return changing

@@ -324,7 +324,7 @@ def create(
         partners=[partner],
         stage=CustomerStage.active,
         reason=StageChangeReason.sales_order_created,
-        actor_id=principal.user.id,
+        actor=principal.user,
         at=utcnow(),
     )
     _add_to_partner(partner, order, company.credit_check)
