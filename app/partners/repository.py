@@ -21,6 +21,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.orm import Session, joinedload
@@ -171,11 +172,16 @@ class PartnerRepository:
         )
         fill_collection(partners, "tags", tags)  # rows of (partner id, tag)
 
-    def _one(self, where: Any, *, for_update: bool, related: bool) -> Partner | None:
-        """One partner, read afresh (locked if ``for_update``); with its locations, tags and
-        owner unless ``related`` is false (a writer that needs only its row: they load if
-        read)."""
+    def _one(
+        self, where: Any, *, for_update: bool, related: bool, turn: int | None = None
+    ) -> Partner | None:
+        """One partner, read afresh (locked if ``for_update``, after waiting for partner
+        ``turn``'s turn if given: see :meth:`get`); with its locations, tags and owner unless
+        ``related`` is false (a writer that needs only its row: they load if read)."""
         stmt = self._select(related=related).where(where).execution_options(populate_existing=True)
+        if turn is not None and self.session.get_bind().dialect.name == "postgresql":
+            key = (func.hashtext(literal(str(self.company_id))), literal(turn))
+            stmt = stmt.join(select(func.pg_advisory_xact_lock(*key)).subquery("turn"), true())
         if for_update:
             stmt = stmt.with_for_update(of=Partner)
         partner: Partner | None = self.session.scalar(stmt)
@@ -183,26 +189,32 @@ class PartnerRepository:
             self._with_related([partner])
         return partner
 
-    def queue_for(self, number: int) -> None:
-        """Wait in turn for partner ``number``: call before locking its row (the order
-        writers do, for a partner that takes many orders at once).
+    def get(
+        self,
+        number: int,
+        *,
+        for_update: bool = False,
+        related: bool = True,
+        in_turn: bool = False,
+    ) -> Partner | None:
+        """Partner ``number``. ``in_turn`` (the order writers, for a partner that takes many
+        orders at once) waits for the partner's turn before locking its row, in the same
+        statement.
 
         PostgreSQL's queue for a row lock is not first come, first served: a transaction
         that arrives just as the holder commits can take the row ahead of those waiting, and
         again and again (16 clients ordering for 5 partners: p99 1.75 s at p50 0.2 s). A
-        transaction-level advisory lock on (company, partner number) is granted in arrival
-        order by the lock manager, so writers reach the row in turn (p99 0.75 s there). A
-        clash of two keys' hashes only makes two partners take turns. SQLite needs none: its
-        one write transaction at a time is the turn."""
-        if self.session.get_bind().dialect.name != "postgresql":
-            return
-        self.session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(CAST(:c AS text)), :n)"),
-            {"c": str(self.company_id), "n": number},
+        transaction-level advisory lock on (company, partner number), taken by the statement
+        before it locks the row, is granted in arrival order by the lock manager, so writers
+        reach the row in turn (p99 0.75 s there). A clash of two keys' hashes only makes two
+        partners take turns. SQLite needs none: its one write transaction at a time is the
+        turn."""
+        return self._one(
+            Partner.number == number,
+            for_update=for_update,
+            related=related,
+            turn=number if in_turn else None,
         )
-
-    def get(self, number: int, *, for_update: bool = False, related: bool = True) -> Partner | None:
-        return self._one(Partner.number == number, for_update=for_update, related=related)
 
     def read_rows(self, numbers: list[int]) -> list[SimpleNamespace]:
         """These partners with what ``PartnerRead`` reads of them (their tags, locations and

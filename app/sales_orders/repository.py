@@ -116,19 +116,19 @@ class SalesOrderRepository:
             self._with_lines([order])
         return order
 
-    def partner_of(self, number: int) -> tuple[uuid.UUID, int] | None:
-        """The id and number of order ``number``'s partner."""
-        row = self.session.execute(
-            select(Partner.id, Partner.number)
+    def partner_number_of(self, number: int) -> int | None:
+        """The number of order ``number``'s partner."""
+        return self.session.scalar(
+            select(Partner.number)
             .join(
                 SalesOrder,
                 and_(
-                    SalesOrder.company_id == Partner.company_id, SalesOrder.partner_id == Partner.id
+                    SalesOrder.company_id == Partner.company_id,
+                    SalesOrder.partner_id == Partner.id,
                 ),
             )
             .where(SalesOrder.company_id == self.company_id, SalesOrder.number == number)
-        ).first()
-        return None if row is None else (row[0], row[1])
+        )
 
     def list_(self, f: SalesOrderFilter, page: PageRequest) -> RawPage[SalesOrder]:
         stmt = self._select().where(*self._conditions(f))

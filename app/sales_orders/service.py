@@ -244,12 +244,12 @@ def _add_to_partner(partner: Partner, order: SalesOrder, credit_check: str) -> N
 def _lock_partner_of(session: Session, principal: Principal, number: int) -> Partner:
     """Lock the partner of order ``number`` (before the order: one lock order everywhere)."""
     orders = SalesOrderRepository(session, principal.company_id)
-    found = orders.partner_of(number)
+    found = orders.partner_number_of(number)
     if found is None:
         raise _not_found(number)
-    partners = PartnerRepository(session, principal.company_id)
-    partners.queue_for(found[1])
-    partner = partners.get_by_id(found[0], for_update=True, related=False)
+    partner = PartnerRepository(session, principal.company_id).get(
+        found, for_update=True, related=False, in_turn=True
+    )
     if partner is None:  # pragma: no cover - the foreign key makes this impossible
         raise _not_found(number)
     partner_events.touched(session, principal.company_id, [partner])
@@ -278,8 +278,7 @@ def create(
 ) -> SalesOrder:
     partners = PartnerRepository(session, principal.company_id)
     orders = SalesOrderRepository(session, principal.company_id)
-    partners.queue_for(data.partner_number)
-    partner = partners.get(data.partner_number, for_update=True, related=False)
+    partner = partners.get(data.partner_number, for_update=True, related=False, in_turn=True)
     if partner is None:
         raise ValidationFailed(
             f"Partner {data.partner_number} does not exist.",

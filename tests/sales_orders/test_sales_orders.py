@@ -656,6 +656,7 @@ def test_an_order_locks_the_company_wide_row_only_with_its_last_statement(
         event.remove(db.engine, "commit", commit)
     begin = next(i for i, s in enumerate(statements) if s.startswith("SELECT partners."))
     assert statements[begin].endswith("FOR UPDATE OF partners"), statements[begin]
+    assert "pg_advisory_xact_lock" in statements[begin]  # its turn, in the same statement
     # (the tests' sessions commit by releasing a savepoint of the test's transaction)
     end = next(
         i
