@@ -34,8 +34,9 @@ class Settings(BaseSettings):
     db_lock_timeout_ms: int = Field(
         default=5_000,
         ge=0,
-        description="PostgreSQL: longest wait for a row or table lock, e.g. behind a bulk "
-        "change; past it the request answers 503 lock_timeout (0: no limit)",
+        description="PostgreSQL: longest wait for a lock (a row or table behind a bulk "
+        "change, or an order's turn at its partner); past it the request answers 503 "
+        "lock_timeout (0: no limit)",
     )
     db_pgbouncer: bool = Field(
         default=False,
