@@ -343,11 +343,6 @@ class PartnerRepository:
             )
             _all_written(result, len(chunk), "stage")
 
-    def get_by_id(
-        self, partner_id: uuid.UUID, *, for_update: bool = False, related: bool = True
-    ) -> Partner | None:
-        return self._one(Partner.id == partner_id, for_update=for_update, related=related)
-
     def list_(self, f: PartnerFilter, page: PageRequest) -> RawPage[Partner]:
         stmt = self._select().where(*filter_conditions(self.company_id, f))
         result = paginate(self.session, stmt, sorting=PARTNER_SORTING, request=page)
