@@ -23,6 +23,7 @@ deadlock can involve it.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections import Counter
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, insert, text, update
+from sqlalchemy import TextClause, event, insert, text, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.db.base import utcnow
@@ -187,11 +188,28 @@ WITH counter AS (
 )
 INSERT INTO events (company_id, seq, id, type, occurred_at, data)
 """
-_PYTHON_ROWS = """
-SELECT CAST(:company_id AS uuid), counter.base + v.i, v.id, v.type, :at, v.data
-FROM counter, unnest(CAST(:ids AS text[]), CAST(:types AS text[]), CAST(:data AS text[]))
-    WITH ORDINALITY AS v(id, type, data, i)
-"""
+
+
+def _python_rows(count: int) -> str:
+    """The SELECT of ``count`` rendered events, numbered after the counter's base. A VALUES
+    list of scalar parameters, not arrays: PostgreSQL then estimates the rows exactly, and a
+    prepared statement settles on its generic plan instead of being planned again on every
+    execution (measured: planning was about a third of the statement's time)."""
+    values = ", ".join(
+        f"({i}, CAST(:id_{i} AS text), CAST(:type_{i} AS text), CAST(:data_{i} AS text))"
+        for i in range(1, count + 1)
+    )
+    return (
+        "SELECT CAST(:company_id AS uuid), counter.base + v.i, v.id, v.type, :at, v.data\n"
+        f"FROM counter, (VALUES {values}) AS v(i, id, type, data)"
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _text(statement: str) -> TextClause:
+    """A statement of :func:`_number_and_insert`, parsed once (a few shapes repeat: parsing
+    the bind parameters out of the text was about a tenth of an order's event cost)."""
+    return text(statement)
 
 
 def _number_and_insert(
@@ -207,12 +225,11 @@ def _number_and_insert(
     parts: list[str] = []
     params: dict[str, Any] = {"company_id": company_id, "total": total, "at": at}
     if python:
-        parts.append(_PYTHON_ROWS)
-        params["ids"] = [event_id() for _ in python]
-        params["types"] = [type_ for _, type_, _ in python]
-        params["data"] = [
-            json.dumps(data, separators=(",", ":"), ensure_ascii=False) for _, _, data in python
-        ]
+        parts.append(_python_rows(len(python)))
+        for i, (_, type_, data) in enumerate(python, start=1):
+            params[f"id_{i}"] = event_id()
+            params[f"type_{i}"] = str(type_)
+            params[f"data_{i}"] = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     offset = len(python)
     for index, batch in enumerate(in_database):
         assert batch.rows is not None
@@ -221,7 +238,7 @@ def _number_and_insert(
         params.update(batch_params)
         offset += batch.count
     statement = _NUMBER_AND_INSERT + " UNION ALL ".join(f"({part})" for part in parts)
-    written = session.execute(text(statement), params).rowcount  # type: ignore[attr-defined]
+    written = session.execute(_text(statement), params).rowcount  # type: ignore[attr-defined]
     if written != total:  # numbers were taken for each: never leave a gap in the feed
         raise RuntimeError(f"{written} events written for {total} numbers taken")
 

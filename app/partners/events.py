@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from app.events import outbox
@@ -42,6 +43,7 @@ class _Before:
     created: bool  # in this transaction
     exceeded: bool | None  # the credit state before; None: the change cannot move it
     version: int | None  # the version before; None: created
+    loaded: Partner | None = None  # the writer's loaded partner, when it passed one
 
 
 class _Touched(dict[tuple[uuid.UUID, int], _Before]):
@@ -65,13 +67,15 @@ def touched(
         key = (company_id, partner.number)
         exceeded = partner.credit_limit_exceeded if credit_may_change and not created else None
         version = None if created else partner.version
+        loaded = partner if isinstance(partner, Partner) else None
         seen = state.get(key)
         if seen is None:
-            state[key] = _Before(created, exceeded, version)
+            state[key] = _Before(created, exceeded, version, loaded)
         else:  # the first sight is the state before; a later one may add what it knew
             seen.created = seen.created or created
             if seen.exceeded is None and not seen.created:
                 seen.exceeded = exceeded
+            seen.loaded = seen.loaded or loaded
 
 
 def stage_changed(
@@ -181,9 +185,12 @@ def _in_database(
     changed: list[int] = []
     created: list[int] = []
     flipped: list[int] = []
+    expect = _as_written(repo.session, state, company_id, numbers)
     for start in range(0, len(numbers), CHUNK * 5):
         rows, made, flips = _moved(
-            state, company_id, repo.versions(numbers[start : start + CHUNK * 5])
+            state,
+            company_id,
+            [expect] if expect else repo.versions(numbers[start : start + CHUNK * 5]),
         )
         changed.extend(row.number for row in rows)
         created.extend(sorted(made))
@@ -205,7 +212,15 @@ def _in_database(
                 rows=(
                     (
                         lambda seq, from_, suffix, at: repo.read_event_rows(
-                            changed, created, seq=seq, from_=from_, suffix=suffix, at=at
+                            changed,
+                            created,
+                            seq=seq,
+                            from_=from_,
+                            suffix=suffix,
+                            at=at,
+                            expect=(
+                                (expect.version, expect.credit_limit_exceeded) if expect else None
+                            ),
                         )
                     )
                     if len(changed) <= EVENT_CHUNK
@@ -215,6 +230,37 @@ def _in_database(
         )
     out.extend(_flips(repo.session, "postgresql", company_id, flipped))
     return out
+
+
+@dataclass(frozen=True)
+class _Written:
+    number: int
+    version: int
+    credit_limit_exceeded: bool | None
+
+
+def _as_written(
+    session: Session, state: _Touched, company_id: uuid.UUID, numbers: list[int]
+) -> _Written | None:
+    """The one partner a write changed, as its writer's loaded object says it now is, when
+    that object can say it (loaded in this session, flushed, and its version moved): then
+    its event needs no read of its version first (an order, a PATCH: about 1 ms of the
+    order's 10 here). The event's SQL renders it only if the row still has that version and
+    credit state, so a row changed behind the object fails the commit instead of losing an
+    event. Anything else (several partners, rows, an unmoved version) is read."""
+    if len(numbers) != 1:
+        return None
+    before = state[(company_id, numbers[0])]
+    partner = before.loaded
+    if partner is None or partner not in session:
+        return None
+    session.flush()
+    loaded = inspect(partner)
+    if not loaded.persistent or loaded.expired_attributes & {"version", "credit_limit_exceeded"}:
+        return None
+    if not before.created and partner.version == before.version:
+        return None  # unchanged, says the object: the database is asked
+    return _Written(partner.number, partner.version, partner.credit_limit_exceeded)
 
 
 def _flips(

@@ -300,19 +300,32 @@ class PartnerRepository:
         from_: str,
         suffix: str,
         at: datetime,
+        expect: tuple[int, bool | None] | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """The SELECT of :meth:`insert_read_events` for at most EVENT_CHUNK partners, for the
         outbox to insert with its other events in one statement: numbered from ``seq`` + 1
-        (an SQL expression over ``from_``), its parameters named with ``suffix``."""
+        (an SQL expression over ``from_``), its parameters named with ``suffix``.
+        ``expect``: the one partner's version and credit state as the writer knows them; a
+        partner that differs renders no row (and the outbox, finding a row short of the
+        numbers it took, fails the transaction)."""
         assert len(numbers) <= EVENT_CHUNK
+        assert expect is None or len(numbers) == 1
         made = set(created)
-        sql = _READ_EVENT_ROWS.format(seq=seq, s=suffix, from_=from_)
-        return sql, {
+        params: dict[str, Any] = {
             f"company_id{suffix}": self.company_id,
-            f"numbers{suffix}": sorted(numbers),
             f"created{suffix}": [n for n in numbers if n in made],
             f"at{suffix}": at,
         }
+        if len(numbers) == 1:
+            which = _ONE if expect is None else _ONE_AS_EXPECTED
+            params[f"number{suffix}"] = numbers[0]
+            if expect is not None:
+                params[f"version{suffix}"], params[f"exceeded{suffix}"] = expect
+        else:
+            which = _MANY
+            params[f"numbers{suffix}"] = sorted(numbers)
+        sql = _READ_EVENT_ROWS.format(seq=seq, s=suffix, from_=from_, which=which.format(s=suffix))
+        return sql, params
 
     def insert_stage_events(
         self,
@@ -614,11 +627,20 @@ SELECT p.company_id,
     'updated_at', to_char(p.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
        )::text
 FROM partners p{from_}
-WHERE p.company_id = :company_id{s} AND p.number = ANY(:numbers{s})
+WHERE p.company_id = :company_id{s} AND {which}
 """
+_MANY = "p.number = ANY(:numbers{s})"
+# One partner by scalar parameters: its row estimate is exact, so a prepared statement keeps
+# its generic plan (with an array, PostgreSQL plans it again on every execution).
+_ONE = "p.number = :number{s}"
+# ... and as the writer knows it (see PartnerRepository.read_event_rows' ``expect``).
+_ONE_AS_EXPECTED = (
+    _ONE + " AND p.version = :version{s}"
+    " AND p.credit_limit_exceeded IS NOT DISTINCT FROM CAST(:exceeded{s} AS boolean)"
+)
 
 _INSERT_READ_EVENTS = "INSERT INTO events (company_id, seq, id, type, occurred_at, data)\n" + (
-    _READ_EVENT_ROWS.format(seq=":first - 1", s="", from_="")
+    _READ_EVENT_ROWS.format(seq=":first - 1", s="", from_="", which=_MANY.format(s=""))
 )
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
@@ -429,3 +429,60 @@ def test_repairing_maintained_columns_writes_partner_updated(
     assert types(items) == ["partner.updated"]
     assert items[0]["data"]["uninvoiced_total"] == "10.00"
     assert items[0]["data"] == get_partner(api, partner["number"])
+
+
+def _loaded(api: Api, session: Session, number: int) -> Partner:
+    return session.scalars(
+        select(Partner).where(Partner.company_id == api.tenant.company.id, Partner.number == number)
+    ).one()
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize(
+    "behind", [{"version": Partner.version + 1}, {"credit_limit_exceeded": True}]
+)
+def test_a_partner_changed_behind_its_written_object_fails_the_commit_not_its_event(
+    api: Api, session: Session, behind: dict[str, Any]
+) -> None:
+    """A write's one partner renders its event without reading its version first, from the
+    loaded object; were the row changed behind the object (a version or a credit state the
+    object does not know), the event would be wrong or missing, so the commit fails."""
+    number = create_partner(api)["number"]
+    _, cursor = drain(api)
+    partner = _loaded(api, session, number)
+    partner_events.touched(session, api.tenant.company.id, [partner])
+    partner.name = "Renamed"
+    session.flush()  # the object's version moves with its UPDATE
+    session.execute(
+        update(Partner)
+        .where(Partner.company_id == api.tenant.company.id, Partner.number == number)
+        .values(**behind)
+        .execution_options(synchronize_session=False)
+    )
+    with pytest.raises(RuntimeError, match="events written for"):
+        session.commit()
+    session.rollback()
+    assert drain(api, cursor)[0] == []
+    assert get_partner(api, number)["name"] != "Renamed"
+
+
+def test_a_partner_its_object_calls_unchanged_is_read_before_its_event_is_left_out(
+    api: Api, session: Session
+) -> None:
+    """The object's word is taken only that its partner changed: one whose version did not
+    move in the object is asked of the database, which here knows a change behind it."""
+    number = create_partner(api)["number"]
+    _, cursor = drain(api)
+    partner = _loaded(api, session, number)
+    partner_events.touched(session, api.tenant.company.id, [partner])
+    session.execute(
+        update(Partner)
+        .where(Partner.company_id == api.tenant.company.id, Partner.number == number)
+        .values(name="Renamed", version=Partner.version + 1, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    items, _ = drain(api, cursor)
+    assert types(items) == ["partner.updated"]
+    assert items[0]["data"] == get_partner(api, number)
+    assert items[0]["data"]["name"] == "Renamed"

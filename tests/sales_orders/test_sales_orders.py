@@ -671,3 +671,7 @@ def test_an_order_locks_the_company_wide_row_only_with_its_last_statement(
     taken = next(i for i, s in enumerate(writes) if "nextval(" in s)
     assert any(s.startswith("UPDATE partners") for s in writes[:taken]), writes
     assert not any(s.startswith("UPDATE partners") for s in writes[taken:]), writes
+    # The partner's event needs no read of its version: the loaded partner knows it, and the
+    # events' statement renders the partner only at that version (see tests/events).
+    assert not any(s.startswith("SELECT partners.number, partners.version") for s in writes)
+    assert "p.version = " in writes[-1], writes[-1]
