@@ -329,25 +329,27 @@ class PartnerRepository:
 
     def insert_stage_events(
         self,
-        partner_ids: list[uuid.UUID],
+        changes: Sequence[StageRow],
         *,
-        changed_at: datetime,
+        stage: str | None,
         reason: str,
         changed_by: dict[str, Any] | None,
         first: int,
         occurred_at: datetime,
     ) -> None:
-        """PostgreSQL: ``partner.stage_changed`` for these partners (``partner_ids`` in partner
-        number order), built from the history rows written at ``changed_at``, numbered from
-        ``first`` in that order, EVENT_CHUNK partners a statement."""
-        for start in range(0, len(partner_ids), EVENT_CHUNK):
-            chunk = partner_ids[start : start + EVENT_CHUNK]
+        """PostgreSQL: ``partner.stage_changed`` for these changes (each partner's number and
+        its stage before, in partner number order) to ``stage``, numbered from ``first`` in
+        that order, EVENT_CHUNK partners a statement: built by the database from arrays of
+        what the change knows, without reading a row."""
+        for start in range(0, len(changes), EVENT_CHUNK):
+            chunk = changes[start : start + EVENT_CHUNK]
             result = self.session.execute(
                 text(_INSERT_STAGE_EVENTS),
                 {
                     "company_id": self.company_id,
-                    "ids": chunk,
-                    "changed_at": changed_at,
+                    "numbers": [row.number for row in chunk],
+                    "previous": [row.customer_stage for row in chunk],
+                    "stage": stage,
                     "reason": reason,
                     "changed_by": json.dumps(changed_by),
                     "first": first + start,
@@ -646,16 +648,15 @@ _INSERT_READ_EVENTS = "INSERT INTO events (company_id, seq, id, type, occurred_a
 
 _INSERT_STAGE_EVENTS = """
 INSERT INTO events (company_id, seq, id, type, occurred_at, data)
-SELECT sc.company_id,
-       :first - 1 + row_number() OVER (ORDER BY p.number),
+SELECT :company_id,
+       :first - 1 + v.i,
        'evt_' || replace(gen_random_uuid()::text, '-', ''),
        'partner.stage_changed',
        :occurred_at,
        json_build_object(
-           'number', p.number, 'previous_stage', sc.previous_stage, 'stage', sc.stage,
-           'reason', sc.reason, 'changed_by', CAST(:changed_by AS json))::text
-FROM stage_changes sc
-JOIN partners p ON p.company_id = sc.company_id AND p.id = sc.partner_id
-WHERE sc.company_id = :company_id AND sc.partner_id = ANY(:ids)
-  AND sc.changed_at = :changed_at AND sc.reason = :reason
+           'number', v.number, 'previous_stage', v.previous,
+           'stage', CAST(:stage AS text), 'reason', CAST(:reason AS text),
+           'changed_by', CAST(:changed_by AS json))::text
+FROM unnest(CAST(:numbers AS integer[]), CAST(:previous AS text[]))
+    WITH ORDINALITY AS v(number, previous, i)
 """

@@ -50,7 +50,7 @@ def change_stage(
     changing = [r for r in rows if r.customer_stage != value]
     if changing:
         repo = PartnerRepository(session, company_id)
-        events.touched(session, company_id, changing, credit_may_change=False)
+        events.touched(session, company_id, changing, credit_may_change=False, changed=True)
         actor_id = actor.id if actor is not None else None
         repo.set_stage(changing, stage=value, reason=reason.value, actor_id=actor_id, at=at)
         events.stage_changed(
@@ -60,6 +60,5 @@ def change_stage(
             stage=value,
             reason=reason.value,
             changed_by={"id": str(actor.id), "name": actor.name} if actor is not None else None,
-            at=at,
         )
     return changing
