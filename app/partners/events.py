@@ -198,9 +198,14 @@ def _in_database(
         # Partners known to have changed, whose credit state cannot have moved (a stage
         # change: every partner of a bulk change), need nothing read; the others their
         # version and credit state.
-        known = [n for n in numbers if _known(state[(company_id, n)])]
-        batches.append([_Changed(n) for n in known])
-        unknown = [n for n in numbers if not _known(state[(company_id, n)])]
+        known: list[Any] = []
+        unknown: list[int] = []
+        for number in numbers:
+            if _known(state[(company_id, number)]):
+                known.append(_Changed(number))
+            else:
+                unknown.append(number)
+        batches.append(known)
         for start in range(0, len(unknown), CHUNK * 5):
             batches.append(repo.versions(unknown[start : start + CHUNK * 5]))
     for batch in batches:
