@@ -738,3 +738,11 @@ def page_response(result: RawPage[Any], items: Sequence[BaseModel | dict[str, An
         items=list(items), next_cursor=result.next_cursor, total=result.total
     )
     return Response(content=page.model_dump_json(), media_type="application/json")
+
+
+def page_json_response(result: RawPage[str]) -> Response:
+    """The JSON answer of a list whose items are already JSON text (``Page``'s fields, in
+    its order): nothing is parsed or serialized again."""
+    cursor, total = json.dumps(result.next_cursor), json.dumps(result.total)
+    body = f'{{"items":[{",".join(result.rows)}],"next_cursor":{cursor},"total":{total}}}'
+    return Response(content=body.encode(), media_type="application/json")

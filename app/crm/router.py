@@ -21,8 +21,8 @@ from app.core.pagination import (
     PageParams,
     PageRequest,
     list_params,
+    page_json_response,
     page_params,
-    page_response,
 )
 from app.core.query import query_model_dependency
 from app.core.types import StrictBool
@@ -130,8 +130,10 @@ def get_crm_overview(
 ) -> Response:
     """One row per partner that has a customer stage."""
     page = query.page
-    result = service.overview(session=session, principal=principal, filters=page.filters, page=page)
-    return page_response(result, [service.row_of(r, query.columns) for r in result.rows])
+    result = service.overview(
+        session=session, principal=principal, filters=page.filters, page=page, columns=query.columns
+    )
+    return page_json_response(result)
 
 
 def _export_name(principal: Principal, extension: str) -> str:

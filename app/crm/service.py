@@ -18,7 +18,7 @@ from app.crm import xlsx
 from app.crm.repository import OverviewRepository, money
 from app.crm.schemas import StageSummary, Summary
 from app.models.enums import STAGE_ORDER, CustomerStage
-from app.partners.overview import columns_named, row_of
+from app.partners.overview import columns_named
 from app.partners.schemas import PartnerFilter
 from app.views import service as views
 
@@ -27,7 +27,6 @@ __all__ = [
     "all_rows",
     "apply_view",
     "overview",
-    "row_of",
     "summary",
     "view_columns",
     "xlsx_file",
@@ -74,9 +73,15 @@ def view_columns(
 
 
 def overview(
-    *, session: Session, principal: Principal, filters: PartnerFilter, page: PageRequest
-) -> RawPage[Any]:
-    return OverviewRepository(session, principal.company_id).page(filters, page)
+    *,
+    session: Session,
+    principal: Principal,
+    filters: PartnerFilter,
+    page: PageRequest,
+    columns: Sequence[str] | None = None,
+) -> RawPage[str]:
+    """One page of the overview, each row as its JSON text (these ``columns``; None: all)."""
+    return OverviewRepository(session, principal.company_id).page(filters, page, columns)
 
 
 def all_rows(

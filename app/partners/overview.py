@@ -22,7 +22,9 @@ from operator import attrgetter
 from typing import Any, Literal
 
 from pydantic import ConfigDict, create_model
-from sqlalchemy import func, literal, select
+from sqlalchemy import Text, case, cast, func, literal, literal_column, null, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.sql.elements import Label
 
 from app.core.money import format_money
 from app.core.pagination import SortField, Sorting, sort_enum
@@ -65,6 +67,9 @@ class Column:
     csv: Callable[[Row], str]
     xlsx: Cell
     sort: SortField | None = None
+    # PostgreSQL: the JSON value as SQL, made of the column's own expressions (``sql``'s), the
+    # same value ``json`` renders: a page's rows leave the database as JSON text.
+    pg_json: Callable[[tuple[Any, ...]], Any] = lambda exprs: exprs[0]
 
 
 # --- CSV cells ------------------------------------------------------------------------------
@@ -112,7 +117,11 @@ def _tags_sql(dialect: str) -> tuple[Any, ...]:
         .where(PartnerTag.company_id == Partner.company_id, PartnerTag.partner_id == Partner.id)
     )
     if dialect == "postgresql":
-        agg = func.string_agg(Tag.name, literal(TAG_SEPARATOR))
+        # In the order split_tags sorts them (``name_key`` is the name lowercased, and "C"
+        # compares code points as Python does), for the JSON the database renders.
+        agg = func.string_agg(
+            Tag.name, aggregate_order_by(literal(TAG_SEPARATOR), Tag.name_key.collate("C"))
+        )
     else:
         agg = func.group_concat(Tag.name, TAG_SEPARATOR)
     return (names.with_only_columns(agg).scalar_subquery().label("tags"),)
@@ -142,6 +151,41 @@ def _date_json(value: date | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+# --- the same JSON values as PostgreSQL renders them ----------------------------------------
+# (json_build_object writes a date as ISO 8601 and a uuid as its text already.)
+
+
+def _money_pg(exprs: tuple[Any, ...]) -> Any:
+    return cast(exprs[0], Text)  # NUMERIC(p, 2) as text: "1234.50", as format_money writes it
+
+
+def _utc_pg(exprs: tuple[Any, ...]) -> Any:
+    return func.to_char(func.timezone("UTC", exprs[0]), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+
+
+def _tags_pg(exprs: tuple[Any, ...]) -> Any:
+    return func.coalesce(
+        func.to_json(func.string_to_array(exprs[0], literal(TAG_SEPARATOR))),
+        literal_column("'[]'::json"),
+    )
+
+
+def _owner_pg(exprs: tuple[Any, ...]) -> Any:
+    owner_id, owner_name = exprs
+    return case(
+        (owner_id.is_(None), null()),
+        else_=func.json_build_object(
+            literal_column("'id'"), owner_id, literal_column("'name'"), owner_name
+        ),
+    )
+
+
+_PG_JSON: dict[Callable[[Any], Any], Callable[[tuple[Any, ...]], Any]] = {
+    _money_json: _money_pg,
+    _utc_json: _utc_pg,
+}
+
+
 def _partner(
     name: str,
     json_type: Any,
@@ -163,6 +207,7 @@ def _partner(
         lambda row: cell(get(row)),
         Cell(kind, get, width),
         sort,
+        _PG_JSON.get(to_json, lambda exprs: exprs[0]),
     )
 
 
@@ -225,6 +270,7 @@ OVERVIEW_COLUMNS: tuple[Column, ...] = (
         json=lambda row: split_tags(row.tags),
         csv=lambda row: text_cell(";".join(split_tags(row.tags))),
         xlsx=Cell("text", _tags_text, 30),
+        pg_json=_tags_pg,
     ),
     _partner(
         "latest_sales_delivery_date",
@@ -243,6 +289,7 @@ OVERVIEW_COLUMNS: tuple[Column, ...] = (
         csv=lambda row: text_cell(row.owner_name),
         xlsx=Cell("text", attrgetter("owner_name"), 24),
         sort=SortField.of(Partner.owner_name),
+        pg_json=_owner_pg,
     ),
     Column(
         "customer_stage",
@@ -307,19 +354,49 @@ OverviewRow = create_model(
 
 
 @lru_cache(maxsize=4)
+def _column_sql(dialect: str) -> dict[str, tuple[Any, ...]]:
+    """Each column's labelled expressions, built once per dialect (the tags subquery costs
+    more to build than the page costs to run)."""
+    return {column.name: column.sql(dialect) for column in OVERVIEW_COLUMNS}
+
+
+@lru_cache(maxsize=4)
 def _selected(dialect: str) -> tuple[Any, ...]:
-    """The labelled expressions of every column, built once per dialect (the tags subquery
-    costs more to build than the page costs to run)."""
-    return tuple(expr for column in OVERVIEW_COLUMNS for expr in column.sql(dialect))
+    """The labelled expressions of every column."""
+    return tuple(expr for exprs in _column_sql(dialect).values() for expr in exprs)
+
+
+@lru_cache(maxsize=256)
+def _json_item(names: tuple[str, ...] | None) -> Any:
+    """PostgreSQL: an overview row as its JSON text, the object ``row_of`` makes (these
+    columns, in this order; None: all)."""
+    sql = _column_sql("postgresql")
+    pairs: list[Any] = []
+    for column in columns_named(names):
+        exprs = tuple(e.element if isinstance(e, Label) else e for e in sql[column.name])
+        pairs += [literal_column(f"'{column.name}'"), column.pg_json(exprs)]
+    return cast(func.json_build_object(*pairs), Text).label("item")
+
+
+def _matching(stmt: Any, company_id: Any, f: PartnerFilter | None) -> Any:
+    stmt = stmt.where(Partner.company_id == company_id, Partner.customer_stage.is_not(None))
+    return stmt.where(*filter_conditions(company_id, f)) if f is not None else stmt
 
 
 def overview_select(dialect: str, company_id: Any, f: PartnerFilter | None = None) -> Any:
     """The overview rows of the company (those matching ``f``), unordered: the base of every
     page, export and partner event that carries a row."""
-    stmt = select(*_selected(dialect)).where(
-        Partner.company_id == company_id, Partner.customer_stage.is_not(None)
-    )
-    return stmt.where(*filter_conditions(company_id, f)) if f is not None else stmt
+    return _matching(select(*_selected(dialect)), company_id, f)
+
+
+def overview_json_select(
+    company_id: Any, f: PartnerFilter | None, columns: Sequence[str] | None
+) -> Any:
+    """PostgreSQL: the rows of ``overview_select`` as their JSON text (``item``), each the
+    object ``row_of(row, columns)`` makes, rendered by the database: a page's rows are
+    neither converted nor serialized in Python."""
+    names = tuple(columns) if columns is not None else None
+    return _matching(select(_json_item(names)), company_id, f)
 
 
 def row_of(row: Row, columns: Sequence[str] | None = None) -> dict[str, Any]:
